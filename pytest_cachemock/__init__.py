@@ -1,0 +1,49 @@
+"""pytest-cachemock: make caching testable.
+
+A small typed cache toolkit (backends, serdes, the ``RemoteCache`` controller, library-wide
+``cache_stats``) and a pytest plugin that mocks its caches per cache kind.
+"""
+
+from .backends import Backend, FileBackend, MemoryBackend
+from .cache import RemoteCache
+from .counters import cache_stats
+from .errors import (
+    CacheError,
+    FileLockTimeoutError,
+    KeyEncodingError,
+    KeyPicklingError,
+    LockTimeoutError,
+    SystemError,
+    UserError,
+    ValueDecodingError,
+    ValueEncodingError,
+    ValuePicklingError,
+    ValueUnPicklingError,
+)
+from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Backend",
+    "CacheError",
+    "FileBackend",
+    "FileLockTimeoutError",
+    "JsonSerde",
+    "KeyEncodingError",
+    "KeyPicklingError",
+    "LockTimeoutError",
+    "MemoryBackend",
+    "PassthroughSerde",
+    "PickleSerde",
+    "RemoteCache",
+    "Serde",
+    "SignedPickleSerde",
+    "SystemError",
+    "UserError",
+    "ValueDecodingError",
+    "ValueEncodingError",
+    "ValuePicklingError",
+    "ValueUnPicklingError",
+    "cache_stats",
+]

@@ -1,0 +1,96 @@
+"""The backend base class: where a cache's encoded values are stored.
+
+Subclasses implement ``_get`` and ``_put`` (and, when they can do it atomically, ``_add``).
+The public methods count into the library-wide :data:`cache_stats` under the backend's name
+and re-raise any error after counting it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, TypeVar
+
+from ..counters import NameCounters, cache_stats
+
+__all__ = ["Backend"]
+
+T = TypeVar("T")
+
+
+class Backend(Generic[T]):
+    """Stores encoded values by string key. ``None`` is never stored: it means a miss."""
+
+    _counters: NameCounters | None = None
+    _name: str | None = None
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._name = name or f"backend:{type(self).__name__}"
+        self._counters = cache_stats.counters(self._name)
+
+    @property
+    def name(self) -> str:
+        """The name this backend counts under in ``cache_stats``."""
+        if self._name is None:
+            self._name = f"backend:{type(self).__name__}"
+        return self._name
+
+    def _live_counters(self) -> NameCounters:
+        # Subclasses that skip ``super().__init__()`` still count.
+        if self._counters is None:
+            self._counters = cache_stats.counters(self.name)
+        return self._counters
+
+    def _get(self, key: str) -> T | None:
+        raise NotImplementedError(f"{type(self).__qualname__} must implement _get(key)")
+
+    def _put(self, key: str, value: T) -> None:
+        raise NotImplementedError(f"{type(self).__qualname__} must implement _put(key, value)")
+
+    def _add(self, key: str, value: T) -> bool:
+        # Good enough in one process; backends shared between processes override it.
+        with _add_lock:
+            if self._get(key) is not None:
+                return False
+            self._put(key, value)
+            return True
+
+    def get(self, key: str) -> T | None:
+        """The stored value of ``key``, or None when there is none (a miss)."""
+        counters = self._counters or self._live_counters()
+        try:
+            value = self._get(key)
+        except Exception:
+            next(counters.exception)
+            raise
+        next(counters.miss if value is None else counters.hit)
+        return value
+
+    def put(self, key: str, value: T) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+        counters = self._counters or self._live_counters()
+        try:
+            self._put(key, value)
+        except Exception:
+            next(counters.exception)
+            raise
+        next(counters.put)
+
+    def add(self, key: str, value: T) -> bool:
+        """Store ``value`` only where ``key`` has nothing; True when it was stored.
+
+        A stored value counts as a put; an entry already there counts as a hit.
+        """
+        counters = self._counters or self._live_counters()
+        try:
+            added = self._add(key, value)
+        except Exception:
+            next(counters.exception)
+            raise
+        next(counters.put if added else counters.hit)
+        return added
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} {self.name!r}>"
+
+
+_add_lock = threading.RLock()

@@ -1,0 +1,92 @@
+"""The typed errors of the cache toolkit.
+
+Two families hang under :class:`CacheError`: :class:`SystemError` for what went wrong around
+the cache (a lock that could not be taken in time), and :class:`UserError` for what the
+caller handed it (a key or value that cannot be encoded, a stored value that cannot be
+decoded). Each message names the key or the value type involved and how to fix it.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+__all__ = [
+    "CacheError",
+    "FileLockTimeoutError",
+    "KeyEncodingError",
+    "KeyPicklingError",
+    "LockTimeoutError",
+    "SystemError",
+    "UserError",
+    "ValueDecodingError",
+    "ValueEncodingError",
+    "ValuePicklingError",
+    "ValueUnPicklingError",
+]
+
+
+class CacheError(Exception):
+    """Root of every error the toolkit raises on purpose."""
+
+
+class SystemError(CacheError, builtins.RuntimeError):
+    """Something around the cache failed (locks, storage); also a ``RuntimeError``."""
+
+
+class LockTimeoutError(SystemError):
+    """A lock was not acquired within its timeout (or at once, when non-blocking)."""
+
+    def __init__(self, lock: Any, timeout: float | None, detail: str = "") -> None:
+        self.lock = lock
+        self.timeout = timeout
+        if timeout is None or timeout < 0:
+            waited = "without waiting (non-blocking)"
+        else:
+            waited = f"within {timeout:g} s"
+        msg = f"could not acquire {_describe_lock(lock)} {waited}"
+        if detail:
+            msg += f"; {detail}"
+        super().__init__(msg)
+
+
+class FileLockTimeoutError(LockTimeoutError):
+    """A file lock was not acquired in time.
+
+    It is a :class:`LockTimeoutError` too, so one ``except`` catches both kinds of lock.
+    """
+
+
+class UserError(CacheError, builtins.TypeError):
+    """The caller handed the cache something it cannot take; also a ``TypeError``."""
+
+
+class KeyEncodingError(UserError):
+    """A key (or a memoized function's argument) cannot be encoded."""
+
+
+class KeyPicklingError(KeyEncodingError):
+    """A key cannot be pickled."""
+
+
+class ValueEncodingError(UserError):
+    """A value cannot be encoded by the cache's serde."""
+
+
+class ValuePicklingError(ValueEncodingError):
+    """A value cannot be pickled."""
+
+
+class ValueDecodingError(UserError):
+    """A stored value cannot be decoded by the cache's serde."""
+
+
+class ValueUnPicklingError(ValueDecodingError):
+    """A stored value cannot be unpickled, or its signature does not match."""
+
+
+def _describe_lock(lock: Any) -> str:
+    path = getattr(lock, "lock_file", None)
+    if path is not None:
+        return f"file lock {str(path)!r}"
+    return f"lock {lock!r}"

@@ -1,0 +1,153 @@
+"""Serdes: how a cache turns values into what its backend stores, and back.
+
+``JsonSerde`` is the default and the one to use for anything that leaves the process.
+Pickle is opt-in; ``SignedPickleSerde`` checks an HMAC-SHA256 tag before it unpickles, so a
+value written by someone without the key is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import pickle
+from typing import Any, Generic, TypeVar
+
+from typing_extensions import Protocol, runtime_checkable
+
+from .errors import (
+    ValueDecodingError,
+    ValueEncodingError,
+    ValuePicklingError,
+    ValueUnPicklingError,
+)
+
+__all__ = ["JsonSerde", "PassthroughSerde", "PickleSerde", "Serde", "SignedPickleSerde"]
+
+T = TypeVar("T")
+S = TypeVar("S")
+T_co = TypeVar("T_co", covariant=True)
+
+
+@runtime_checkable
+class Serde(Protocol[T, S]):
+    """Turns a value of type ``T`` into its stored form ``S`` and back."""
+
+    def encode(self, value: T) -> S: ...
+
+    def decode(self, stored: S) -> T: ...
+
+
+def _type_name(value: object) -> str:
+    return type(value).__qualname__
+
+
+class JsonSerde:
+    """JSON text as UTF-8 bytes. Keys are sorted, so equal values store equal bytes.
+
+    JSON has no tuples and only string keys: a tuple comes back as a list. NaN and the
+    infinities are refused, since other JSON readers reject them.
+    """
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueEncodingError(
+                f"JsonSerde cannot encode a value of type {_type_name(value)}: {exc}; store "
+                "plain dicts, lists, strings, numbers, booleans and None, or give the cache "
+                "another serde (PickleSerde, SignedPickleSerde)"
+            ) from exc
+        return text.encode("utf-8")
+
+    def decode(self, stored: Any) -> Any:
+        if not isinstance(stored, (bytes, bytearray, str)):
+            raise ValueDecodingError(f"JsonSerde expects stored bytes, got a {_type_name(stored)}")
+        try:
+            return json.loads(stored)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueDecodingError(f"stored value is not valid JSON: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return "JsonSerde()"
+
+
+class PassthroughSerde(Generic[T]):
+    """Stores the value itself; for in-process backends that hold objects."""
+
+    def encode(self, value: T) -> T:
+        return value
+
+    def decode(self, stored: T) -> T:
+        return stored
+
+    def __repr__(self) -> str:
+        return "PassthroughSerde()"
+
+
+class PickleSerde:
+    """Pickle, opt-in. Unpickling runs code: use it only for stores no one else can write."""
+
+    protocol = pickle.HIGHEST_PROTOCOL
+
+    def encode(self, value: Any) -> bytes:
+        try:
+            return pickle.dumps(value, protocol=self.protocol)
+        except Exception as exc:
+            raise ValuePicklingError(
+                f"cannot pickle a value of type {_type_name(value)}: {exc}"
+            ) from exc
+
+    def decode(self, stored: Any) -> Any:
+        if not isinstance(stored, (bytes, bytearray)):
+            raise ValueUnPicklingError(
+                f"PickleSerde expects stored bytes, got a {_type_name(stored)}"
+            )
+        try:
+            return pickle.loads(stored)
+        except Exception as exc:
+            raise ValueUnPicklingError(f"cannot unpickle stored value: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return "PickleSerde()"
+
+
+class SignedPickleSerde(PickleSerde):
+    """Pickle with an HMAC-SHA256 tag in front; the tag is checked before anything is unpickled.
+
+    A missing or wrong tag raises :class:`ValueUnPicklingError`, which a ``RemoteCache`` counts
+    as an exception and treats as a miss.
+    """
+
+    TAG_SIZE = hashlib.sha256().digest_size
+
+    def __init__(self, key: bytes | str) -> None:
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        if not isinstance(key, (bytes, bytearray)) or not key:
+            raise ValueError(
+                "SignedPickleSerde needs a non-empty secret key (bytes or str), "
+                "e.g. SignedPickleSerde(os.environ['CACHE_SECRET'])"
+            )
+        self._key = bytes(key)
+
+    def _tag(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()
+
+    def encode(self, value: Any) -> bytes:
+        payload = super().encode(value)
+        return self._tag(payload) + payload
+
+    def decode(self, stored: Any) -> Any:
+        if not isinstance(stored, (bytes, bytearray)) or len(stored) < self.TAG_SIZE:
+            raise ValueUnPicklingError("stored value has no signature; refusing to unpickle it")
+        tag, payload = bytes(stored[: self.TAG_SIZE]), bytes(stored[self.TAG_SIZE :])
+        if not hmac.compare_digest(tag, self._tag(payload)):
+            raise ValueUnPicklingError(
+                "stored value has a wrong signature (written with another key, or "
+                "tampered with); refusing to unpickle it"
+            )
+        return super().decode(payload)
+
+    def __repr__(self) -> str:
+        return "SignedPickleSerde(<key>)"
