@@ -52,7 +52,10 @@ def test_default_namespace_is_the_kind_or_the_class() -> None:
     class Kinded(RemoteCache[Any]):
         kind = "kinded_ns_test"
 
-    assert Plain().key_for("x") == "test_default_namespace_is_the_kind_or_the_class.<locals>.Plain::x:v1"
+    assert (
+        Plain().key_for("x")
+        == "test_default_namespace_is_the_kind_or_the_class.<locals>.Plain::x:v1"
+    )
     assert Kinded().key_for("x") == "kinded_ns_test::x:v1"
 
 
