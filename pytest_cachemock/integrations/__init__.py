@@ -1,1 +1,1 @@
-"""Profiles for cache libraries other than our own (PyTorch Inductor); imported only when enabled."""
+"""Profiles for other cache libraries (PyTorch Inductor); imported only when enabled."""
