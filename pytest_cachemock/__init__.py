@@ -20,7 +20,10 @@ from .errors import (
     ValuePicklingError,
     ValueUnPicklingError,
 )
+from .mock import MockBackend
+from .patching import PatchCaches
 from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
+from .stats import Stats, global_stats
 
 __version__ = "0.1.0.dev0"
 
@@ -34,11 +37,14 @@ __all__ = [
     "KeyPicklingError",
     "LockTimeoutError",
     "MemoryBackend",
+    "MockBackend",
     "PassthroughSerde",
+    "PatchCaches",
     "PickleSerde",
     "RemoteCache",
     "Serde",
     "SignedPickleSerde",
+    "Stats",
     "SystemError",
     "UserError",
     "ValueDecodingError",
@@ -46,4 +52,5 @@ __all__ = [
     "ValuePicklingError",
     "ValueUnPicklingError",
     "cache_stats",
+    "global_stats",
 ]

@@ -12,10 +12,11 @@ import threading
 import weakref
 from typing import Any
 
-__all__ = ["check_kind_name", "discovered", "register"]
+__all__ = ["check_kind_name", "discovered", "register", "version"]
 
 _lock = threading.Lock()
 _targets: list[tuple[str, weakref.ref[Any]]] = []
+_version = 0
 
 
 def check_kind_name(kind: object, where: str) -> str:
@@ -30,8 +31,20 @@ def check_kind_name(kind: object, where: str) -> str:
 
 def register(kind: str, target: Any) -> None:
     """Note that ``target`` (a class or object with ``backend_override_cls``) is of ``kind``."""
+    global _version
     with _lock:
-        _targets.append((kind, weakref.ref(target)))
+        _targets.append((kind, weakref.ref(target, _dropped)))
+        _version += 1
+
+
+def _dropped(_ref: weakref.ref[Any]) -> None:
+    global _version
+    _version += 1
+
+
+def version() -> int:
+    """Changes whenever a target is registered or goes away."""
+    return _version
 
 
 def discovered() -> list[tuple[str, Any]]:

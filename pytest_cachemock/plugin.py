@@ -1,1 +1,203 @@
-"""The pytest plugin (entry point ``cachemock``): hooks and fixtures only."""
+"""The pytest plugin (entry point ``cachemock``): hooks, fixtures, the marker, options.
+
+Everything of substance lives in the modules it imports; this one wires them to pytest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from typing import Any
+
+import pytest
+
+from . import hookspecs, patching
+from .kinds import KindConfigError, Registry
+from .patching import PatchCaches
+from .stats import GlobalStats, Stats, explain_mismatch, last_mismatch
+from .stats import global_stats as _global_stats
+
+_used_key = pytest.StashKey[PatchCaches]()
+_summary_key = pytest.StashKey["Summary"]()
+
+MARKER = (
+    "cachemock(*, enable=(), isolation='thread'): use the cachemock plugin in this test: mock "
+    "every cache kind, with the real caches of `enable` turned on."
+)
+
+
+def _marker_args(*, enable: Iterable[str] | str = (), isolation: str = "thread") -> dict[str, Any]:
+    if isinstance(enable, str):
+        enable = (enable,)
+    return {"enable": tuple(enable), "isolation": isolation}
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cachemock", "cache mocking (pytest-cachemock)")
+    group.addoption(
+        "--cachemock-report",
+        action="store_true",
+        default=False,
+        help="print a per-kind summary of cache puts, hits, misses and errors at the end",
+    )
+    group.addoption(
+        "--cachemock-profile",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="load a built-in profile of cache kinds (e.g. torch); adds to cachemock_profiles",
+    )
+    parser.addini(
+        "cachemock_kinds",
+        type="linelist",
+        default=[],
+        help="cache kinds, one a line: 'name target=pkg.mod:Name switch=pkg.mod:FLAG'",
+    )
+    parser.addini("cachemock_profiles", type="args", default=[], help="built-in profiles to load")
+    parser.addini(
+        "cachemock_autouse",
+        type="bool",
+        default=False,
+        help="use the plugin (patch_caches) in every test of the suite",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    registry: Registry = patching.default_registry
+    registry.clear()
+    try:
+        for number, line in enumerate(config.getini("cachemock_kinds"), start=1):
+            registry.add_line(line, f"ini option cachemock_kinds, line {number} ({line.strip()!r})")
+        for name in config.getini("cachemock_profiles"):
+            registry.load_profile(name, f"ini option cachemock_profiles ({name!r})")
+        for name in config.getoption("cachemock_profile"):
+            registry.load_profile(name, f"option --cachemock-profile={name}")
+        config.hook.pytest_cachemock_register_kinds(registry=registry)
+    except KindConfigError as exc:
+        raise pytest.UsageError(f"cachemock: {exc}") from None
+    except ValueError as exc:
+        raise pytest.UsageError(f"cachemock: {exc}") from None
+    if config.getoption("cachemock_report"):
+        summary = Summary()
+        config.stash[_summary_key] = summary
+        patching.stop_listeners.append(summary.add)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    summary = config.stash.get(_summary_key, None)
+    if summary is not None and summary.add in patching.stop_listeners:
+        patching.stop_listeners.remove(summary.add)
+    patching.default_registry.clear()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    autouse = config.getini("cachemock_autouse")
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is None or "patch_caches" in names:
+            continue
+        if autouse or item.get_closest_marker("cachemock") is not None:
+            # Requested like any fixture at setup; tests that don't want it pay nothing.
+            names.append("patch_caches")
+
+
+@pytest.fixture
+def patch_caches(request: pytest.FixtureRequest) -> Generator[PatchCaches, None, None]:
+    """Mock every cache kind for this test; returns the controller (enable, entries, fail...)."""
+    marker = request.node.get_closest_marker("cachemock")
+    options: dict[str, Any] = {}
+    if marker is not None:
+        if marker.args:
+            raise pytest.UsageError(
+                f"{request.node.nodeid}: @pytest.mark.cachemock takes keyword arguments only "
+                f"(enable=..., isolation=...), got {marker.args!r}"
+            )
+        try:
+            options = _marker_args(**marker.kwargs)
+        except TypeError as exc:
+            raise pytest.UsageError(
+                f"{request.node.nodeid}: @pytest.mark.cachemock: {exc}"
+            ) from None
+    last_mismatch(clear=True)
+    try:
+        patch = PatchCaches(**options)
+        patch.start()
+    except (ValueError, KindConfigError) as exc:
+        raise pytest.UsageError(f"{request.node.nodeid}: cachemock: {exc}") from None
+    request.node.stash[_used_key] = patch
+    try:
+        yield patch
+    finally:
+        patch.stop()
+
+
+@pytest.fixture(name="global_stats")
+def global_stats_fixture(patch_caches: PatchCaches) -> GlobalStats:
+    """The per-kind stats of this test (``global_stats.kind == Stats(...)``); installs mocks."""
+    return _global_stats
+
+
+def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str] | None:
+    if op == "==" and isinstance(left, Stats) and isinstance(right, Stats):
+        return explain_mismatch(left, right)
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        patch = item.stash.get(_used_key, None)
+        if patch is not None:
+            text = patch.report()
+            mismatch = last_mismatch()
+            if mismatch is not None:
+                text = "\n".join(explain_mismatch(*mismatch)) + "\n" + text
+            report.sections.append((f"cachemock ({report.when})", text))
+    return report
+
+
+class Summary:
+    """Per-kind totals over the session, for ``--cachemock-report``."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, Stats] = {}
+        self.tests: dict[str, int] = {}
+
+    def add(self, stats: dict[str, Stats]) -> None:
+        for kind, value in stats.items():
+            self.totals[kind] = self.totals.get(kind, Stats()) + value
+            if any(value.as_tuple()):
+                self.tests[kind] = self.tests.get(kind, 0) + 1
+
+    def lines(self) -> list[str]:
+        header = ("kind", "tests", "puts", "hits", "misses", "errors")
+        rows = [
+            (kind, str(self.tests.get(kind, 0)), *(str(n) for n in value.as_tuple()))
+            for kind, value in sorted(self.totals.items())
+        ]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        out = []
+        for row in [header, *rows]:
+            cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+            out.append("  ".join(cells))
+        return out
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    summary = config.stash.get(_summary_key, None)
+    if summary is None:
+        return
+    terminalreporter.write_sep("=", "cachemock: cache stats per kind")
+    if not summary.totals:
+        terminalreporter.write_line("no test used the cachemock plugin")
+        return
+    for line in summary.lines():
+        terminalreporter.write_line(line)

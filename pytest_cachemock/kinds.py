@@ -1,0 +1,385 @@
+"""Cache kinds: what a kind is (targets and switches), where kinds come from, and resolution.
+
+A *target* is where a backend is chosen: an object with ``backend_override_cls`` (a
+``RemoteCache`` subclass, a memoizer), or an attribute that holds a backend instance or
+factory. A *switch* is a flag that turns a real cache on: an attribute or an environment
+variable. Every place that declares a kind carries an ``origin`` string, so a reference that
+does not resolve fails with an error naming where it was written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Union
+
+from . import discovery
+from .mock import MockBackend
+
+__all__ = [
+    "AttributeSwitch",
+    "CacheKind",
+    "EnvSwitch",
+    "KindConfigError",
+    "Registry",
+    "Switch",
+    "Target",
+    "parse_kind_line",
+    "resolve",
+]
+
+_MISSING = object()
+PROFILES: dict[str, str] = {"torch": "pytest_cachemock.integrations.torch:register_kinds"}
+
+
+class KindConfigError(ValueError):
+    """A kind declaration that cannot be used; the message names where it was declared."""
+
+
+# -- resolving "package.module:Name.attr" ------------------------------------------------------
+
+
+def resolve(ref: str, origin: str) -> tuple[Any, str | None, Any]:
+    """Resolve ``module:Qual.name`` to (parent, last attribute name, value).
+
+    For a bare ``module:Name`` the parent is the module. The last attribute may be missing
+    only when ``value`` is not needed; then ``value`` is ``_MISSING``.
+    """
+    module_name, sep, qual = ref.partition(":")
+    if not sep or not module_name or not qual:
+        raise KindConfigError(
+            f"{origin}: {ref!r} is not a reference; write 'package.module:Name' or "
+            "'package.module:Name.attribute'"
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise KindConfigError(f"{origin}: cannot import module {module_name!r} ({exc})") from exc
+    parts = qual.split(".")
+    for i, part in enumerate(parts[:-1]):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            where = module_name + ":" + ".".join(parts[:i]) if i else module_name
+            raise KindConfigError(f"{origin}: {where} has no attribute {part!r}") from None
+    last = parts[-1]
+    value = getattr(obj, last, _MISSING)
+    return obj, last, value
+
+
+# -- targets -----------------------------------------------------------------------------------
+
+
+def _own(obj: Any, attr: str) -> Any:
+    """The value ``obj`` holds itself (not inherited) for ``attr``, or _MISSING."""
+    try:
+        return vars(obj).get(attr, _MISSING)
+    except TypeError:  # no __dict__ (slots): treat what getattr sees as its own
+        return getattr(obj, attr, _MISSING)
+
+
+Undo = Callable[[], None]
+
+
+def _set(obj: Any, attr: str, value: Any) -> Undo:
+    old = _own(obj, attr)
+    setattr(obj, attr, value)
+
+    def undo() -> None:
+        if old is _MISSING:
+            with contextlib.suppress(AttributeError):
+                delattr(obj, attr)
+        else:
+            setattr(obj, attr, old)
+
+    return undo
+
+
+MockMaker = Callable[[str], Any]
+
+
+class Target:
+    """Where a backend is chosen; ``install(kind)`` puts a mock there and returns the undo."""
+
+    def __init__(self, obj: Any, attr: str, make: MockMaker, origin: str) -> None:
+        self.obj = obj
+        self.attr = attr
+        self.make = make
+        self.origin = origin
+
+    @classmethod
+    def override(cls, obj: Any, origin: str, make: MockMaker | None = None) -> Target:
+        """A target that is an object with ``backend_override_cls`` (a class or an instance)."""
+        return cls(obj, "backend_override_cls", make or MockBackend.with_name, origin)
+
+    @classmethod
+    def attribute(cls, obj: Any, attr: str, origin: str) -> Target:
+        """An attribute holding a backend instance (replaced by a mock) or factory."""
+        value = getattr(obj, attr)
+        if (
+            callable(getattr(value, "get", None))
+            and callable(getattr(value, "put", None))
+            and (not isinstance(value, type))
+        ):
+            return cls(obj, attr, MockBackend, origin)
+        if callable(value):
+            return cls(obj, attr, MockBackend.with_name, origin)
+        raise KindConfigError(
+            f"{origin}: {_describe(obj)}.{attr} holds a {type(value).__qualname__}, not a "
+            "backend, a backend factory, or an object with backend_override_cls"
+        )
+
+    def install(self, kind: str) -> Undo:
+        return _set(self.obj, self.attr, self.make(kind))
+
+    def __repr__(self) -> str:
+        return f"<Target {_describe(self.obj)}.{self.attr} from {self.origin}>"
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, type):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    name = getattr(obj, "__name__", None)
+    if isinstance(name, str):
+        return name
+    return repr(obj)
+
+
+# -- switches ----------------------------------------------------------------------------------
+
+
+class Switch:
+    """A flag that turns a real cache on. ``set(on)`` returns the undo."""
+
+    origin: str = ""
+
+    def set(self, on: bool) -> Undo:
+        raise NotImplementedError
+
+
+class AttributeSwitch(Switch):
+    def __init__(self, obj: Any, attr: str, origin: str) -> None:
+        self.obj = obj
+        self.attr = attr
+        self.origin = origin
+
+    def set(self, on: bool) -> Undo:
+        return _set(self.obj, self.attr, on)
+
+    def __repr__(self) -> str:
+        return f"<Switch {_describe(self.obj)}.{self.attr}>"
+
+
+class EnvSwitch(Switch):
+    """An environment variable: unset when off, ``"1"`` when on."""
+
+    def __init__(self, name: str, origin: str) -> None:
+        if not name or "=" in name:
+            raise KindConfigError(f"{origin}: {name!r} is not an environment variable name")
+        self.name = name
+        self.origin = origin
+
+    def set(self, on: bool) -> Undo:
+        old = os.environ.get(self.name)
+        if on:
+            os.environ[self.name] = "1"
+        else:
+            os.environ.pop(self.name, None)
+
+        def undo() -> None:
+            if old is None:
+                os.environ.pop(self.name, None)
+            else:
+                os.environ[self.name] = old
+
+        return undo
+
+    def __repr__(self) -> str:
+        return f"<Switch env:{self.name}>"
+
+
+# -- kinds and the registry ----------------------------------------------------------------------
+
+TargetSpec = Union[str, Target, Any]
+SwitchSpec = Union[str, Switch]
+
+
+class CacheKind:
+    def __init__(
+        self,
+        name: str,
+        targets: Iterable[Target] = (),
+        switches: Iterable[Switch] = (),
+        origin: str = "",
+    ) -> None:
+        self.name = name
+        self.targets = list(targets)
+        self.switches = list(switches)
+        self.origin = origin
+
+    def __repr__(self) -> str:
+        return f"<CacheKind {self.name!r} targets={self.targets} switches={self.switches}>"
+
+
+def make_target(spec: TargetSpec, origin: str) -> Target:
+    if isinstance(spec, Target):
+        return spec
+    if isinstance(spec, str):
+        parent, attr, value = resolve(spec, origin)
+        if value is _MISSING:
+            raise KindConfigError(f"{origin}: {spec!r} does not exist")
+        if hasattr(value, "backend_override_cls"):
+            return Target.override(value, origin)
+        assert attr is not None
+        return Target.attribute(parent, attr, origin)
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], str):
+        obj, attr = spec
+        if not hasattr(obj, attr):
+            raise KindConfigError(f"{origin}: {_describe(obj)} has no attribute {attr!r}")
+        return Target.attribute(obj, attr, origin)
+    if hasattr(spec, "backend_override_cls"):
+        return Target.override(spec, origin)
+    raise KindConfigError(
+        f"{origin}: cannot use {spec!r} as a target: give a class or object with "
+        "backend_override_cls, an (object, 'attribute') pair, or a 'module:Name.attr' string"
+    )
+
+
+def make_switch(spec: SwitchSpec | tuple[Any, str], origin: str) -> Switch:
+    if isinstance(spec, Switch):
+        return spec
+    if isinstance(spec, str):
+        if spec.startswith("env:"):
+            return EnvSwitch(spec[4:], origin)
+        parent, attr, value = resolve(spec, origin)
+        if value is _MISSING:
+            raise KindConfigError(f"{origin}: switch {spec!r} does not exist")
+        assert attr is not None
+        return AttributeSwitch(parent, attr, origin)
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], str):
+        obj, attr = spec
+        if not hasattr(obj, attr):
+            raise KindConfigError(f"{origin}: switch {_describe(obj)}.{attr} does not exist")
+        return AttributeSwitch(obj, attr, origin)
+    raise KindConfigError(
+        f"{origin}: cannot use {spec!r} as a switch: give 'env:NAME', 'module:obj.attr' or an "
+        "(object, 'attribute') pair"
+    )
+
+
+class Registry:
+    """Declared cache kinds (ini lines, the register hook, profiles), plus discovered ones.
+
+    ``kinds()`` merges in the ``RemoteCache`` subclasses and memoizers that declare a kind,
+    read when called, so classes defined after start-up count.
+    """
+
+    def __init__(self) -> None:
+        self._declared: dict[str, CacheKind] = {}
+        self._merged: dict[str, CacheKind] | None = None
+        self._merged_at = -1
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        name: str,
+        *,
+        targets: Iterable[TargetSpec] = (),
+        switches: Iterable[SwitchSpec | tuple[Any, str]] = (),
+        origin: str = "pytest_cachemock_register_kinds",
+    ) -> CacheKind:
+        """Declare kind ``name`` with its targets and switches (resolved now)."""
+        discovery.check_kind_name(name, origin)
+        if name in self._declared:
+            raise KindConfigError(
+                f"{origin}: cache kind {name!r} is already declared by "
+                f"{self._declared[name].origin}; give one of them another name"
+            )
+        kind = CacheKind(
+            name,
+            [make_target(t, origin) for t in targets],
+            [make_switch(s, origin) for s in switches],
+            origin,
+        )
+        self._declared[name] = kind
+        self._merged = None
+        return kind
+
+    def add_line(self, line: str, origin: str) -> CacheKind | None:
+        parsed = parse_kind_line(line, origin)
+        if parsed is None:
+            return None
+        name, targets, switches = parsed
+        return self.add(name, targets=targets, switches=switches, origin=origin)
+
+    def load_profile(self, name: str, origin: str) -> None:
+        ref = PROFILES.get(name)
+        if ref is None:
+            raise KindConfigError(
+                f"{origin}: unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
+            )
+        module_name, _, func = ref.partition(":")
+        register = getattr(importlib.import_module(module_name), func)
+        register(self, origin=origin)
+
+    def declared(self) -> Mapping[str, CacheKind]:
+        return self._declared
+
+    def kinds(self) -> dict[str, CacheKind]:
+        """Declared kinds plus discovered ones; same-named discovered targets join one kind."""
+        version = discovery.version()
+        merged = self._merged
+        if merged is not None and self._merged_at == version:
+            return merged
+        with self._lock:
+            merged = dict(self._declared)
+            for kind_name, target in discovery.discovered():
+                origin = f"{_describe(target)} (kind = {kind_name!r})"
+                existing = merged.get(kind_name)
+                if existing is None:
+                    existing = merged[kind_name] = CacheKind(kind_name, origin=origin)
+                elif kind_name in self._declared:
+                    raise KindConfigError(
+                        f"cache kind {kind_name!r} is declared by {existing.origin} and also by "
+                        f"{origin}; rename one of them"
+                    )
+                existing.targets.append(Target.override(target, origin))
+            self._merged = merged
+            self._merged_at = version
+        return merged
+
+    def names(self) -> list[str]:
+        return list(self.kinds())
+
+    def clear(self) -> None:
+        self._declared.clear()
+        self._merged = None
+
+
+def parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:
+    """Parse one ``cachemock_kinds`` line: ``name target=REF ... switch=REF ...``.
+
+    REF is ``package.module:Name`` or ``package.module:Name.attr``; a switch may also be
+    ``env:NAME``. Blank lines and lines starting with ``#`` are skipped.
+    """
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    tokens = text.split()
+    name = tokens[0].rstrip(":")
+    targets: list[str] = []
+    switches: list[str] = []
+    for token in tokens[1:]:
+        key, sep, value = token.partition("=")
+        if not sep or not value or key not in ("target", "switch"):
+            raise KindConfigError(
+                f"{origin}: cannot read {token!r} in {text!r}; write "
+                "'name target=package.module:Name switch=package.module:FLAG switch=env:VAR'"
+            )
+        (targets if key == "target" else switches).append(value)
+    if not targets and not switches:
+        raise KindConfigError(f"{origin}: kind {name!r} has neither a target nor a switch")
+    return name, targets, switches

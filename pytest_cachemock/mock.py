@@ -1,0 +1,180 @@
+"""Mock backends and the stores where their entries and counters live.
+
+A :class:`MockBackend` is bound to one cache kind. It stores exactly what the cache controller
+hands it (the encoded value) in the current store, counts puts, hits, misses and injected
+errors there, and counts into the library-wide ``cache_stats`` as any backend does.
+
+Stores are per isolation mode. Only ``thread`` exists today: each thread sees its own entries
+and counters, as in the seed. Other modes plug in behind the small :class:`Store` interface.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Protocol
+
+from .backends.base import Backend
+
+__all__ = ["Fault", "KindRecord", "MockBackend", "Store", "ThreadStore", "current_store"]
+
+
+class Fault:
+    """An armed failure: raise ``exc`` on ``on`` operations, ``times`` times (None: until reset)."""
+
+    __slots__ = ("exc", "on", "times")
+
+    def __init__(
+        self, on: str, exc: BaseException | type[BaseException], times: int | None
+    ) -> None:
+        self.on = on
+        self.exc = exc
+        self.times = times
+
+    def matches(self, op: str) -> bool:
+        return self.on == "both" or self.on == op
+
+
+class KindRecord:
+    """Entries and counters of one kind in one store."""
+
+    __slots__ = ("entries", "errors", "fault", "hits", "kind", "misses", "puts")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.entries: dict[str, Any] = {}
+        self.puts = 0
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+        self.fault: Fault | None = None
+
+
+class Store(Protocol):
+    """Where mock entries and counters live for one isolation mode."""
+
+    def record(self, kind: str) -> KindRecord:
+        """The record of ``kind``, created empty on first use."""
+        ...
+
+    def records(self) -> dict[str, KindRecord]:
+        """Every record of this store (for this thread, in thread mode)."""
+        ...
+
+    def reset(self) -> None:
+        """Drop every entry and counter."""
+        ...
+
+
+class _Local(threading.local):
+    def __init__(self) -> None:
+        self.records: dict[str, KindRecord] = {}
+
+
+class ThreadStore:
+    """Isolation mode ``thread``: each thread has its own records."""
+
+    isolation = "thread"
+
+    def __init__(self) -> None:
+        self.local = _Local()
+
+    def record(self, kind: str) -> KindRecord:
+        records = self.local.records
+        found = records.get(kind)
+        if found is None:
+            found = records[kind] = KindRecord(kind)
+        return found
+
+    def records(self) -> dict[str, KindRecord]:
+        return self.local.records
+
+    def reset(self) -> None:
+        self.local.records = {}
+
+
+_store = ThreadStore()
+
+
+def current_store() -> ThreadStore:
+    return _store
+
+
+class MockBackend(Backend[Any]):
+    """An in-memory backend bound to one cache kind, counting into the current store."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=f"mock:{name}")
+        self.kind = name
+        self._local = _store.local
+        self._store = _store
+
+    @staticmethod
+    def with_name(name: str) -> Callable[[], MockBackend]:
+        """A factory for ``backend_override_cls``: each call makes a mock of kind ``name``."""
+
+        def factory() -> MockBackend:
+            return MockBackend(name)
+
+        factory.__qualname__ = factory.__name__ = f"MockBackend.with_name({name!r})"
+        factory.cachemock_kind = name  # type: ignore[attr-defined]
+        return factory
+
+    def _record(self) -> KindRecord:
+        return self._store.record(self.kind)
+
+    def get(self, key: str) -> Any:
+        record = self._local.records.get(self.kind) or self._record()
+        if record.fault is not None and record.fault.matches("get"):
+            self._raise(record, "get", key)
+        value = record.entries.get(key)
+        if value is None:
+            record.misses += 1
+            next(self._counters.miss)  # type: ignore[union-attr]
+        else:
+            record.hits += 1
+            next(self._counters.hit)  # type: ignore[union-attr]
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        record = self._local.records.get(self.kind) or self._record()
+        if record.fault is not None and record.fault.matches("put"):
+            self._raise(record, "put", key)
+        record.entries[key] = value
+        record.puts += 1
+        next(self._counters.put)  # type: ignore[union-attr]
+
+    def add(self, key: str, value: Any) -> bool:
+        record = self._local.records.get(self.kind) or self._record()
+        if record.fault is not None and record.fault.matches("put"):
+            self._raise(record, "put", key)
+        if record.entries.get(key) is not None:
+            record.hits += 1
+            next(self._counters.hit)  # type: ignore[union-attr]
+            return False
+        record.entries[key] = value
+        record.puts += 1
+        next(self._counters.put)  # type: ignore[union-attr]
+        return True
+
+    def _get(self, key: str) -> Any:
+        return self.get(key)
+
+    def _put(self, key: str, value: Any) -> None:
+        self.put(key, value)
+
+    def _raise(self, record: KindRecord, op: str, key: str) -> None:
+        fault = record.fault
+        assert fault is not None
+        if fault.times is not None:
+            fault.times -= 1
+            if fault.times <= 0:
+                record.fault = None
+        record.errors += 1
+        next(self._counters.exception)  # type: ignore[union-attr]
+        exc = fault.exc
+        if isinstance(exc, type):
+            exc = exc(f"cachemock: injected failure on {op} of kind {self.kind!r}, key {key!r}")
+        raise exc
+
+    def __repr__(self) -> str:
+        return f"<MockBackend kind={self.kind!r}>"

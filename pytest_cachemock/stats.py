@@ -1,0 +1,274 @@
+"""The ``Stats`` value, the per-kind ``global_stats`` view, and report rendering.
+
+``Stats`` is a frozen value; positional order is the seed's (puts, hits, misses), so
+``Stats(1, 3, 1)`` copied from a PyTorch test means the same here. ``global_stats.<kind>``
+returns a :class:`KindStats`: a ``Stats`` read from the current store when accessed, which
+also carries the stored entries as ``.cache`` (the seed's name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from .mock import KindRecord
+
+__all__ = ["GlobalStats", "KindStats", "Stats", "global_stats"]
+
+FIELDS = ("puts", "hits", "misses", "errors")
+VALUE_WIDTH = 100
+
+
+def _check_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"Stats.{name} must be an int >= 0, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, init=False, eq=False)
+class Stats:
+    """Counts of one cache kind: ``Stats(puts, hits, misses, *, errors=0)``."""
+
+    puts: int
+    hits: int
+    misses: int
+    errors: int
+
+    def __init__(self, puts: int = 0, hits: int = 0, misses: int = 0, *, errors: int = 0) -> None:
+        object.__setattr__(self, "puts", _check_count("puts", puts))
+        object.__setattr__(self, "hits", _check_count("hits", hits))
+        object.__setattr__(self, "misses", _check_count("misses", misses))
+        object.__setattr__(self, "errors", _check_count("errors", errors))
+
+    # The seed's names, read-only.
+    @property
+    def num_put(self) -> int:
+        return self.puts
+
+    @property
+    def num_get_hit(self) -> int:
+        return self.hits
+
+    @property
+    def num_get_miss(self) -> int:
+        return self.misses
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.puts, self.hits, self.misses, self.errors)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stats):
+            return NotImplemented
+        equal = self.as_tuple() == other.as_tuple()
+        if not equal:
+            _note_mismatch(self, other)
+        return equal
+
+    def __hash__(self) -> int:
+        return hash(self.as_tuple())
+
+    def __add__(self, other: Stats) -> Stats:
+        if not isinstance(other, Stats):
+            return NotImplemented
+        return Stats(
+            *(a + b for a, b in zip(self.as_tuple()[:3], other.as_tuple()[:3])),
+            errors=self.errors + other.errors,
+        )
+
+    def __str__(self) -> str:
+        text = f"puts={self.puts}, hits={self.hits}, misses={self.misses}"
+        if self.errors:
+            text += f", errors={self.errors}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"Stats({self})"
+
+
+@dataclasses.dataclass(frozen=True, init=False, eq=False, repr=False)
+class KindStats(Stats):
+    """``Stats`` of one kind as read from the store, with the stored entries as ``cache``.
+
+    It compares equal to any ``Stats`` with the same counts. ``cache`` maps the exact key the
+    cache controller passed to the value it stored (read-only, live).
+    """
+
+    kind: str
+    cache: Mapping[str, object]
+
+    def __init__(self, kind: str, record: KindRecord | None) -> None:
+        if record is None:
+            super().__init__()
+            cache: Mapping[str, object] = MappingProxyType({})
+        else:
+            super().__init__(record.puts, record.hits, record.misses, errors=record.errors)
+            cache = MappingProxyType(record.entries)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "cache", cache)
+
+    def __eq__(self, other: object) -> bool:
+        return Stats.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return Stats.__hash__(self)
+
+    def __repr__(self) -> str:
+        return f"global_stats.{self.kind}: Stats({Stats.__str__(self)})"
+
+
+# -- explaining a failed comparison (used by the pytest plugin and by report sections) -------
+
+_mismatch = threading.local()
+
+
+def _note_mismatch(left: Stats, right: Stats) -> None:
+    if isinstance(left, KindStats) or isinstance(right, KindStats):
+        _mismatch.last = (left, right)
+
+
+def last_mismatch(clear: bool = False) -> tuple[Stats, Stats] | None:
+    """The last unequal comparison of a kind's stats in this thread, if any."""
+    found: tuple[Stats, Stats] | None = getattr(_mismatch, "last", None)
+    if clear:
+        _mismatch.last = None
+    return found
+
+
+def explain_mismatch(left: Stats, right: Stats) -> list[str]:
+    """Lines saying which counters differ; the kind's side is 'actual' when one side is a kind."""
+    actual: Stats = left
+    expected: Stats = right
+    if isinstance(right, KindStats) and not isinstance(left, KindStats):
+        actual, expected = right, left
+    name = f"global_stats.{actual.kind}" if isinstance(actual, KindStats) else "left"
+    lines = [f"{name} == {Stats.__repr__(expected)} failed; actual {Stats.__repr__(actual)}:"]
+    for field in FIELDS:
+        got, want = getattr(actual, field), getattr(expected, field)
+        if got != want:
+            lines.append(f"  {field}: expected {want}, got {got}")
+    return lines
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def cut(value: object, width: int = VALUE_WIDTH) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width] + f"... ({len(text)} chars)"
+
+
+def render_report(stats: Mapping[str, Stats], entries: Mapping[str, Mapping[str, object]]) -> str:
+    """Per-kind stats, then the stored entries of each kind with long values cut."""
+    lines = ["Cache stats:"]
+    width = max((len(k) for k in stats), default=0)
+    for kind, value in stats.items():
+        lines.append(f"  {kind.ljust(width)}  {Stats.__str__(value)}")
+    if not stats:
+        lines.append("  (no cache kinds)")
+    filled = [(k, v) for k, v in entries.items() if v]
+    lines.append("Cache entries:" if filled else "Cache entries: (none)")
+    for kind, kind_entries in filled:
+        lines.append(f"  {kind}:")
+        for key in sorted(kind_entries, key=str):
+            lines.append(f"    {key!r}: {cut(kind_entries[key])}")
+    return "\n".join(lines)
+
+
+def closest(name: str, known: Iterable[str]) -> str:
+    """' Did you mean ...?' plus the known names, for unknown-kind errors."""
+    known = sorted(known)
+    hint = difflib.get_close_matches(name, known, n=1)
+    text = f" Known kinds: {', '.join(known) if known else '(none registered)'}."
+    if hint:
+        text = f" Did you mean {hint[0]!r}?" + text
+    return text
+
+
+class UnknownKindError(KeyError, AttributeError):
+    """An unknown cache kind name; also a KeyError and an AttributeError."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+# -- the global view -----------------------------------------------------------------------------
+
+
+class GlobalStats:
+    """The stats of the current store, per kind: ``global_stats.kind`` or ``global_stats["kind"]``.
+
+    Iterating gives the kind names. Values are read when accessed.
+    """
+
+    def _kinds(self) -> list[str]:
+        from .mock import current_store
+        from .patching import known_kinds
+
+        names = list(known_kinds())
+        for name in current_store().records():
+            if name not in names:
+                names.append(name)
+        return names
+
+    def _get(self, kind: str) -> KindStats:
+        __tracebackhide__ = True
+        from .mock import current_store
+
+        record = current_store().records().get(kind)
+        if record is None and kind not in self._kinds():
+            raise UnknownKindError(f"unknown cache kind {kind!r}." + closest(kind, self._kinds()))
+        return KindStats(kind, record)
+
+    def __getattr__(self, kind: str) -> KindStats:
+        __tracebackhide__ = True
+        if kind.startswith("__"):
+            raise AttributeError(kind)
+        return self._get(kind)
+
+    def __getitem__(self, kind: str) -> KindStats:
+        __tracebackhide__ = True
+        return self._get(kind)
+
+    def get_stat(self, kind: str) -> KindStats:
+        """The seed's spelling of ``global_stats[kind]``."""
+        return self[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._kinds()
+
+    def items(self) -> list[tuple[str, KindStats]]:
+        return [(kind, self[kind]) for kind in self._kinds()]
+
+    def reset(self) -> None:
+        """Zero every counter and drop every entry of the current store."""
+        from .mock import current_store
+
+        current_store().reset()
+
+    def report(self, file: TextIO | None = sys.stderr) -> str:
+        """Render the stats and entries; written to ``file`` (stderr, as the seed) and returned."""
+        items = self.items()
+        text = render_report(dict(items), {k: v.cache for k, v in items})
+        if file is not None:
+            print(text, file=file)
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            "<global_stats " + ", ".join(f"{k}: {Stats.__str__(v)}" for k, v in self.items()) + ">"
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._kinds()))
+
+
+global_stats = GlobalStats()
