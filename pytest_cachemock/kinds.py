@@ -13,7 +13,7 @@ import contextlib
 import importlib
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Union
 
 from . import discovery
@@ -282,6 +282,16 @@ class Registry:
         self._merged: dict[str, CacheKind] | None = None
         self._merged_at = -1
         self._lock = threading.Lock()
+        self._origin = "Registry.add"
+
+    @contextlib.contextmanager
+    def declaring(self, origin: str) -> Iterator[None]:
+        """Kinds added inside the block are reported as declared by ``origin``."""
+        saved, self._origin = self._origin, origin
+        try:
+            yield
+        finally:
+            self._origin = saved
 
     def add(
         self,
@@ -289,9 +299,11 @@ class Registry:
         *,
         targets: Iterable[TargetSpec] = (),
         switches: Iterable[SwitchSpec | tuple[Any, str]] = (),
-        origin: str = "pytest_cachemock_register_kinds",
+        origin: str | None = None,
     ) -> CacheKind:
         """Declare kind ``name`` with its targets and switches (resolved now)."""
+        if origin is None:
+            origin = self._origin
         discovery.check_kind_name(name, origin)
         if name in self._declared:
             raise KindConfigError(

@@ -16,7 +16,8 @@ from .patching import PatchCaches
 from .stats import GlobalStats, Stats, explain_mismatch, last_mismatch
 from .stats import global_stats as _global_stats
 
-_used_key = pytest.StashKey[PatchCaches]()
+# node id -> the PatchCaches of a test that uses the plugin, until its last report.
+_used: dict[str, PatchCaches] = {}
 _summary_key = pytest.StashKey["Summary"]()
 
 MARKER = (
@@ -76,7 +77,12 @@ def pytest_configure(config: pytest.Config) -> None:
             registry.load_profile(name, f"ini option cachemock_profiles ({name!r})")
         for name in config.getoption("cachemock_profile"):
             registry.load_profile(name, f"option --cachemock-profile={name}")
-        config.hook.pytest_cachemock_register_kinds(registry=registry)
+        for impl in reversed(config.hook.pytest_cachemock_register_kinds.get_hookimpls()):
+            # One call per implementation, so an error can name where the kind was declared.
+            where = getattr(impl.function, "__code__", None)
+            place = f"{where.co_filename}:{where.co_firstlineno}" if where else impl.plugin_name
+            with registry.declaring(f"hook pytest_cachemock_register_kinds in {place}"):
+                impl.function(registry=registry)
     except KindConfigError as exc:
         raise pytest.UsageError(f"cachemock: {exc}") from None
     except ValueError as exc:
@@ -129,11 +135,18 @@ def patch_caches(request: pytest.FixtureRequest) -> Generator[PatchCaches, None,
         patch.start()
     except (ValueError, KindConfigError) as exc:
         raise pytest.UsageError(f"{request.node.nodeid}: cachemock: {exc}") from None
-    request.node.stash[_used_key] = patch
+    nodeid = request.node.nodeid
+    _used[nodeid] = patch
     try:
         yield patch
     finally:
         patch.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    if _used:
+        _used.pop(nodeid, None)
 
 
 @pytest.fixture(name="global_stats")
@@ -148,20 +161,19 @@ def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str]
     return None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if report.failed:
-        patch = item.stash.get(_used_key, None)
-        if patch is not None:
-            text = patch.report()
-            mismatch = last_mismatch()
-            if mismatch is not None:
-                text = "\n".join(explain_mismatch(*mismatch)) + "\n" + text
-            report.sections.append((f"cachemock ({report.when})", text))
-    return report
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # A plain hook on the report (not a wrapper around making it): cheapest for the many
+    # tests that do not use the plugin.
+    if not report.failed or not _used:
+        return
+    patch = _used.get(report.nodeid)
+    if patch is not None:
+        text = patch.report()
+        mismatch = last_mismatch()
+        if mismatch is not None:
+            text = "\n".join(explain_mismatch(*mismatch)) + "\n" + text
+        report.sections.append((f"cachemock ({report.when})", text))
 
 
 class Summary:
