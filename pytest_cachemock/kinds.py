@@ -81,21 +81,28 @@ def _own(obj: Any, attr: str) -> Any:
         return getattr(obj, attr, _MISSING)
 
 
-Undo = Callable[[], None]
+# How to put one thing back: a saved attribute (object, name, old value or _MISSING), which
+# is the common and cheapest case, or a callable for anything else.
+Undo = Union[Callable[[], None], tuple[Any, str, Any]]
 
 
 def _set(obj: Any, attr: str, value: Any) -> Undo:
     old = _own(obj, attr)
     setattr(obj, attr, value)
+    return (obj, attr, old)
 
-    def undo() -> None:
-        if old is _MISSING:
-            with contextlib.suppress(AttributeError):
-                delattr(obj, attr)
-        else:
-            setattr(obj, attr, old)
 
-    return undo
+def restore(undo: Undo) -> None:
+    """Put back what ``undo`` describes."""
+    if callable(undo):
+        undo()
+        return
+    obj, attr, old = undo
+    if old is not _MISSING:
+        setattr(obj, attr, old)
+        return
+    with contextlib.suppress(AttributeError):
+        delattr(obj, attr)
 
 
 MockMaker = Callable[[str], Any]
@@ -304,7 +311,8 @@ class Registry:
         """Declare kind ``name`` with its targets and switches (resolved now)."""
         if origin is None:
             origin = self._origin
-        discovery.check_kind_name(name, origin)
+        # The message reads "<origin>: kind = 'x' is not a valid cache kind name".
+        discovery.check_kind_name(name, f"{origin}: kind")
         if name in self._declared:
             raise KindConfigError(
                 f"{origin}: cache kind {name!r} is already declared by "

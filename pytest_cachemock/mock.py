@@ -93,6 +93,7 @@ class ThreadStore:
 
 
 _store = ThreadStore()
+_factories: dict[str, Callable[[], MockBackend]] = {}
 
 
 def current_store() -> ThreadStore:
@@ -110,13 +111,19 @@ class MockBackend(Backend[Any]):
 
     @staticmethod
     def with_name(name: str) -> Callable[[], MockBackend]:
-        """A factory for ``backend_override_cls``: each call makes a mock of kind ``name``."""
+        """A factory for ``backend_override_cls``: each call makes a mock of kind ``name``.
 
-        def factory() -> MockBackend:
-            return MockBackend(name)
+        Factories are kept per name: installing mocks for a test costs no new objects.
+        """
+        factory = _factories.get(name)
+        if factory is None:
 
-        factory.__qualname__ = factory.__name__ = f"MockBackend.with_name({name!r})"
-        factory.cachemock_kind = name  # type: ignore[attr-defined]
+            def factory() -> MockBackend:
+                return MockBackend(name)
+
+            factory.__qualname__ = factory.__name__ = f"MockBackend.with_name({name!r})"
+            factory.cachemock_kind = name  # type: ignore[attr-defined]
+            _factories[name] = factory
         return factory
 
     def _record(self) -> KindRecord:

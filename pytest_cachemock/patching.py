@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar
 from typing_extensions import Self
 
 from . import counters
-from .kinds import CacheKind, KindConfigError, Registry, Undo
+from .kinds import CacheKind, KindConfigError, Registry, Undo, restore
 from .mock import Fault, KindRecord, current_store
 from .stats import KindStats, Stats, closest, render_report
 
@@ -45,7 +45,7 @@ def _undo_all(undos: list[Undo]) -> None:
     while undos:
         undo = undos.pop()
         try:
-            undo()
+            restore(undo)
         except BaseException as exc:  # restore the rest before reporting
             if first is None:
                 first = exc
@@ -79,7 +79,6 @@ class PatchCaches:
         self.registry = registry if registry is not None else default_registry
         self._enable = tuple(enable)
         self._undos: list[Undo] = []
-        self._switch_undos: dict[str, list[Undo]] = {}
         self._kinds: dict[str, CacheKind] = {}
         self._baseline: counters.Snapshot = {}
         self._active = False
@@ -94,7 +93,6 @@ class PatchCaches:
         store = current_store()
         store.reset()
         undos: list[Undo] = []
-        self._switch_undos = {}
         try:
             for kind in kinds.values():
                 for target in kind.targets:
@@ -102,7 +100,6 @@ class PatchCaches:
                 on = kind.name in self._enable
                 for switch in kind.switches:
                     undos.append(switch.set(on))
-                store.record(kind.name)
         except BaseException:
             _undo_all(undos)
             raise
@@ -228,8 +225,6 @@ class PatchCaches:
     def reset(self) -> None:
         """Zero every counter, drop every entry and disarm every fault in the current store."""
         current_store().reset()
-        for name in self._names():
-            current_store().record(name)
 
     def stats(self) -> dict[str, Stats]:
         """The stats of every kind, by name."""
