@@ -13,6 +13,7 @@ from .errors import (
     KeyEncodingError,
     KeyPicklingError,
     LockTimeoutError,
+    ReplayMissError,
     SystemError,
     UserError,
     ValueDecodingError,
@@ -20,6 +21,7 @@ from .errors import (
     ValuePicklingError,
     ValueUnPicklingError,
 )
+from .memoize import Memoizer
 from .mock import MockBackend
 from .patching import PatchCaches
 from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
@@ -36,12 +38,14 @@ __all__ = [
     "KeyEncodingError",
     "KeyPicklingError",
     "LockTimeoutError",
+    "Memoizer",
     "MemoryBackend",
     "MockBackend",
     "PassthroughSerde",
     "PatchCaches",
     "PickleSerde",
     "RemoteCache",
+    "ReplayMissError",
     "Serde",
     "SignedPickleSerde",
     "Stats",

@@ -17,6 +17,7 @@ __all__ = [
     "KeyEncodingError",
     "KeyPicklingError",
     "LockTimeoutError",
+    "ReplayMissError",
     "SystemError",
     "UserError",
     "ValueDecodingError",
@@ -83,6 +84,18 @@ class ValueDecodingError(UserError):
 
 class ValueUnPicklingError(ValueDecodingError):
     """A stored value cannot be unpickled, or its signature does not match."""
+
+
+class ReplayMissError(CacheError, KeyError):
+    """A memoized call found no stored result where computing was not allowed.
+
+    Raised by ``Memoizer.replay`` and, after ``Memoizer.load(path, strict=True)``, by
+    ``Memoizer.memoize``. It is a ``KeyError`` too, as the seed's replay raises ``KeyError``.
+    """
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; this message is prose, so show it as written.
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 def _describe_lock(lock: Any) -> str:

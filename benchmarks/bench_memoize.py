@@ -1,0 +1,231 @@
+"""Compare our ``Memoizer`` with the memoizers people would otherwise use, in one run.
+
+Three measurements, each side by side:
+
+- **warm hit**: a memoized ``quote(sku: str, qty: int)`` called on 100 argument pairs that are
+  all cached already, against torch 2.13's ``Memoizer`` (caching module enabled),
+  ``cachetools.cached`` and ``functools.lru_cache``. Timed in batches of 1,000 calls
+  (a per-call timer would weigh more than the call); the figures are per call.
+- **first call, on disk**: every call has new arguments (a miss that computes and stores),
+  ours with a ``FileBackend`` against torch's ``PersistentMemoizer``, each in a fresh
+  directory under the default temporary directory; timed call by call.
+- **disk hit in a fresh process**: a first process fills the store, then a second process
+  (nothing in memory) calls each argument pair once: ours with a ``FileBackend`` against
+  ``diskcache``'s ``Cache.memoize``; timed call by call.
+
+The table gives the median, p90, p99 and max in microseconds and the ratio of medians
+ours / theirs (below 1.0: we are faster). Sides are measured in alternating rounds, so that a
+slow patch of the machine hits both alike.
+
+Run it with::
+
+    python benchmarks/bench_memoize.py                 # the full run (about a minute)
+    python benchmarks/bench_memoize.py --quick         # fewer rounds
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("TORCHINDUCTOR_ENABLE_CACHING_MODULE", "1")
+
+KEYS = 100
+
+
+def quote_args(i: int) -> tuple[str, int]:
+    return (f"SKU-{i:05d}", i % 7 + 1)
+
+
+def quote_body(sku: str, qty: int) -> dict[str, Any]:
+    return {"sku": sku, "qty": qty, "price": qty * 3}
+
+
+# -- statistics --------------------------------------------------------------------------------
+
+
+def stats_us(samples_ns: list[float]) -> dict[str, float]:
+    xs = sorted(samples_ns)
+    n = len(xs)
+
+    def q(p: float) -> float:
+        return xs[min(n - 1, int(p * n))] / 1000
+
+    return {"median": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": xs[-1] / 1000}
+
+
+def row(name: str, s: dict[str, float], ours: float | None) -> str:
+    ratio = f"{ours / s['median']:6.2f}" if ours else "     -"
+    return (
+        f"  {name:<34} {s['median']:9.2f} {s['p90']:9.2f} {s['p99']:9.2f} {s['max']:10.2f}"
+        f"   {ratio}"
+    )
+
+
+def header(title: str) -> None:
+    print(f"\n{title}")
+    print(f"  {'':<34} {'median':>9} {'p90':>9} {'p99':>9} {'max':>10}   ours/theirs")
+
+
+# -- warm hits ---------------------------------------------------------------------------------
+
+
+def warm_hits(rounds: int, batch: int) -> dict[str, list[float]]:
+    import cachetools
+    from torch._inductor.runtime.caching.interfaces import Memoizer as TorchMemoizer
+
+    from pytest_cachemock import Memoizer
+
+    ours = Memoizer(kind="bench_warm").memoize(quote_body)
+    theirs = TorchMemoizer().memoize()(quote_body)
+    ct = cachetools.cached(cachetools.LRUCache(maxsize=1024))(quote_body)
+    lru = functools.lru_cache(maxsize=1024)(quote_body)
+    sides: dict[str, Callable[..., Any]] = {
+        "ours Memoizer (memory)": ours,
+        "torch Memoizer": theirs,
+        "cachetools.cached": ct,
+        "functools.lru_cache": lru,
+    }
+    args = [quote_args(i) for i in range(KEYS)]
+    for fn in sides.values():
+        for a in args:
+            fn(*a)
+        if fn(*args[0]) != quote_body(*args[0]):
+            raise AssertionError(f"{fn} returns something else")
+    calls = [args[i % KEYS] for i in range(batch)]
+    out: dict[str, list[float]] = {name: [] for name in sides}
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for name, fn in sides.items():
+            t0 = clock()
+            for a in calls:
+                fn(*a)
+            out[name].append((clock() - t0) / batch)
+    return out
+
+
+# -- first calls -------------------------------------------------------------------------------
+
+
+def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
+    from torch._inductor.runtime.caching.interfaces import PersistentMemoizer
+
+    from pytest_cachemock import FileBackend, Memoizer
+
+    out: dict[str, list[float]] = {
+        "ours Memoizer + FileBackend": [],
+        "torch PersistentMemoizer": [],
+    }
+    clock = time.perf_counter_ns
+    for r in range(rounds):
+        with tempfile.TemporaryDirectory() as ours_dir:
+            memo = Memoizer(kind="bench_first", backend=FileBackend(ours_dir))
+            fn_ours = memo.memoize(quote_body)
+            # torch keeps its files under TORCHINDUCTOR_CACHE_DIR (set in main()).
+            fn_torch = PersistentMemoizer(sub_dir=f"bench-{os.getpid()}-{r}").memoize()(quote_body)
+            for name, fn in (
+                ("ours Memoizer + FileBackend", fn_ours),
+                ("torch PersistentMemoizer", fn_torch),
+            ):
+                samples = out[name]
+                for i in range(n):
+                    a = quote_args(r * n + i)
+                    t0 = clock()
+                    fn(*a)
+                    samples.append(clock() - t0)
+            memo.flush()
+    return out
+
+
+# -- disk hits in a fresh process ----------------------------------------------------------------
+
+_CHILD = r"""
+import json, sys, time
+side, directory, n, phase = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+sys.path.insert(0, sys.argv[5])
+from bench_memoize import quote_args, quote_body
+if side == "ours":
+    from pytest_cachemock import FileBackend, Memoizer
+    memo = Memoizer(kind="bench_disk", backend=FileBackend(directory))
+    fn = memo.memoize(quote_body)
+else:
+    import diskcache
+    cache = diskcache.Cache(directory)
+    fn = cache.memoize()(quote_body)
+samples = []
+clock = time.perf_counter_ns
+for i in range(n):
+    a = quote_args(i)
+    t0 = clock()
+    fn(*a)
+    samples.append(clock() - t0)
+if side == "ours":
+    memo.flush()
+print(json.dumps(samples))
+"""
+
+
+def disk_hits(n: int, rounds: int) -> dict[str, list[float]]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    names = {"ours": "ours Memoizer + FileBackend", "diskcache": "diskcache memoize"}
+    out: dict[str, list[float]] = {name: [] for name in names.values()}
+    for _ in range(rounds):
+        for side, name in names.items():
+            with tempfile.TemporaryDirectory() as directory:
+                for phase in ("fill", "hit"):
+                    done = subprocess.run(
+                        [sys.executable, "-c", _CHILD, side, directory, str(n), phase, here],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    )
+                    if phase == "hit":
+                        out[name] += json.loads(done.stdout)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds")
+    opts = parser.parse_args()
+    rounds = 3 if opts.quick else 10
+    torch_dir = tempfile.mkdtemp(prefix="bench-torch-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = torch_dir
+    import torch
+
+    print(
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+        f"torch {torch.__version__}, temporary directory {tempfile.gettempdir()}"
+    )
+    gc.collect()
+
+    warm = warm_hits(rounds=rounds * 20, batch=1000)
+    header("warm hit (us per call; 100 cached argument pairs, batches of 1,000)")
+    ours = stats_us(warm["ours Memoizer (memory)"])
+    for name, samples in warm.items():
+        print(row(name, stats_us(samples), None if name.startswith("ours") else ours["median"]))
+
+    first = first_calls(n=500, rounds=rounds)
+    header("first call with a store on disk (us per call; new arguments every call)")
+    ours = stats_us(first["ours Memoizer + FileBackend"])
+    for name, samples in first.items():
+        print(row(name, stats_us(samples), None if name.startswith("ours") else ours["median"]))
+
+    disk = disk_hits(n=500, rounds=max(2, rounds // 2))
+    header("disk hit in a fresh process (us per call; first call of each pair)")
+    ours = stats_us(disk["ours Memoizer + FileBackend"])
+    for name, samples in disk.items():
+        print(row(name, stats_us(samples), None if name.startswith("ours") else ours["median"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,966 @@
+"""Memoizer: keys, decorators, single flight, failures, dumps and the plugin's seam."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import inspect
+import json
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_cachemock import (
+    Backend,
+    CacheError,
+    FileBackend,
+    KeyEncodingError,
+    Memoizer,
+    MemoryBackend,
+    PassthroughSerde,
+    PickleSerde,
+    ReplayMissError,
+    UserError,
+    ValueDecodingError,
+    ValueEncodingError,
+    cache_stats,
+    discovery,
+)
+
+pytestmark = pytest.mark.usefixtures("fresh_stats")
+
+
+class Counter:
+    """Counts calls of a function, per argument tuple."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> None:
+        with self.lock:
+            self.calls.append(args)
+
+
+class Recording(Backend[Any]):
+    """What the plugin's MockBackend does, in short: store what it is handed, count."""
+
+    def __init__(self) -> None:
+        super().__init__(name="recording")
+        self.data: dict[str, Any] = {}
+        self.gets = self.puts = 0
+
+    def _get(self, key: str) -> Any:
+        self.gets += 1
+        return self.data.get(key)
+
+    def _put(self, key: str, value: Any) -> None:
+        self.puts += 1
+        self.data[key] = value
+
+    def items(self) -> Any:
+        return iter(list(self.data.items()))
+
+    def delete(self, key: str) -> bool:
+        return self.data.pop(key, None) is not None
+
+
+class Flaky(Backend[Any]):
+    """A backend that fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(name="flaky")
+        self.down = True
+        self.data: dict[str, Any] = {}
+
+    def _get(self, key: str) -> Any:
+        if self.down:
+            raise ConnectionError("backend is down")
+        return self.data.get(key)
+
+    def _put(self, key: str, value: Any) -> None:
+        if self.down:
+            raise ConnectionError("backend is down")
+        self.data[key] = value
+
+
+def stats(name: str) -> dict[str, int]:
+    return cache_stats.snapshot().get(name, {"hit": 0, "miss": 0, "put": 0, "exception": 0})
+
+
+# -- decorators and results --------------------------------------------------------------------
+
+
+def test_three_decorator_forms_and_serde_result() -> None:
+    memo = Memoizer(kind="forms")
+    seen = Counter()
+
+    @memo.memoize
+    def bare(x: int) -> tuple[int, int]:
+        seen("bare", x)
+        return (x, x)
+
+    @memo.memoize()
+    def called(x: int) -> tuple[int, int]:
+        seen("called", x)
+        return (x, x)
+
+    @memo.memoize(params_encoder=lambda x: x % 2)
+    def encoded(x: int) -> tuple[int, int]:
+        seen("encoded", x)
+        return (x, x)
+
+    for fn in (bare, called):
+        # JSON has no tuples: the first call already returns what later calls will.
+        assert fn(1) == [1, 1]
+        assert fn(1) == [1, 1]
+    assert encoded(1) == [1, 1]
+    assert encoded(3) == [1, 1]  # same encoded params: the stored result of encoded(1)
+    assert seen.calls == [("bare", 1), ("called", 1), ("encoded", 1)]
+
+
+def test_binding_defaults_and_keyword_order_make_one_entry() -> None:
+    backend = MemoryBackend()
+    memo = Memoizer(backend=backend)
+    seen = Counter()
+
+    @memo.memoize
+    def f(a: int, b: int = 0, *, c: str = "x") -> int:
+        seen(a, b, c)
+        return a + b
+
+    assert f(1) == f(1, 0) == f(1, b=0) == f(a=1) == f(b=0, a=1) == f(1, c="x") == 1
+    assert seen.calls == [(1, 0, "x")]
+    assert len(backend) == 1
+
+
+def test_arguments_equal_under_eq_are_told_apart() -> None:
+    memo = Memoizer()
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: object) -> str:
+        seen(x)
+        return repr(x)
+
+    values: list[object] = [1, 1.0, True, 0.0, -0.0, (1,), [1], (1.0,), "1", None, 0, False]
+    for v in values:
+        f(v)
+    for v in values:
+        f(v)  # each one again: hits, and never another's result
+    assert len(seen.calls) == len(values)
+    assert [f(v) for v in values] == [repr(v) for v in values]
+
+
+def test_dict_and_set_order_do_not_matter() -> None:
+    memo = Memoizer()
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: object) -> int:
+        seen(x)
+        return 1
+
+    f({"a": 1, "b": 2})
+    f({"b": 2, "a": 1})
+    f(OrderedDict([("b", 2), ("a", 1)]))
+    f({"x", "y", "z"})
+    f(frozenset({"z", "y", "x"}))
+    f({3: "a", "3": "b"})
+    f({"3": "b", 3: "a"})
+    assert len(seen.calls) == 3
+
+
+class Colour(enum.Enum):
+    RED = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    x: int
+    y: int
+
+
+def test_richer_arguments_encode() -> None:
+    memo = Memoizer()
+
+    @memo.memoize
+    def f(*args: object, **kwargs: object) -> int:
+        return len(args) + len(kwargs)
+
+    assert f(Colour.RED, Point(1, 2), Path("a/b"), b"raw", float("nan"), int, k={"$x": 1}) == 7
+    assert f(Colour.RED, Point(1, 2), Path("a/b"), b"raw", float("nan"), int, k={"$x": 1}) == 7
+    key_a = memo.key_for(f, Point(1, 2))
+    assert key_a != memo.key_for(f, Point(2, 1))
+    assert key_a == memo.key_for(f, Point(1, 2))
+
+
+def test_key_encoding_error_names_parameter_type_and_fix() -> None:
+    memo = Memoizer()
+
+    class Widget:
+        pass
+
+    @memo.memoize
+    def price(sku: str, widget: object) -> int:
+        return 1
+
+    with pytest.raises(KeyEncodingError) as info:
+        price("a", Widget())
+    message = str(info.value)
+    assert "argument 'widget'" in message
+    assert "Widget" in message
+    assert "params_encoder=" in message
+    assert "price()" in message
+
+    with pytest.raises(KeyEncodingError, match=r"at argument 'widget'\['parts'\]\[1\]"):
+        price("a", {"parts": [1, Widget()]})
+
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(KeyEncodingError, match="refers to itself"):
+        price("a", loop)
+
+
+def test_params_encoder_gets_the_arguments_as_called() -> None:
+    memo = Memoizer()
+    got: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def encoder(*args: Any, **kwargs: Any) -> object:
+        got.append((args, kwargs))
+        return [args[0]]
+
+    @memo.memoize(params_encoder=encoder)
+    def f(a: int, b: object = None) -> int:
+        return a
+
+    assert f(1, b=object()) == 1
+    assert got[0][0] == (1,)
+    assert set(got[0][1]) == {"b"}
+
+
+def test_unencodable_result_raises_value_encoding_error() -> None:
+    memo = Memoizer()
+
+    @memo.memoize
+    def f(x: int) -> object:
+        return object()
+
+    with pytest.raises(ValueEncodingError, match=r"f\(\) returned a object"):
+        f(1)
+
+
+def test_none_results_are_memoized() -> None:
+    memo = Memoizer()
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: int) -> None:
+        seen(x)
+
+    assert f(1) is None
+    assert f(1) is None
+    assert seen.calls == [(1,)]
+
+
+def test_generator_functions_are_refused() -> None:
+    memo = Memoizer()
+
+    def gen() -> Any:
+        yield 1
+
+    with pytest.raises(UserError, match="generator"):
+        memo.memoize(gen)
+
+
+def test_signature_name_doc_are_kept() -> None:
+    memo = Memoizer()
+
+    def quote(sku: str, qty: int = 1) -> dict[str, int]:
+        """Price a quote."""
+        return {"qty": qty}
+
+    async def aquote(sku: str, *, qty: int = 1) -> int:
+        """Async price."""
+        return qty
+
+    for decorate in (memo.memoize, memo.record, memo.replay):
+        wrapped = decorate(quote)
+        assert wrapped.__name__ == "quote"
+        assert wrapped.__doc__ == "Price a quote."
+        assert inspect.signature(wrapped) == inspect.signature(quote)
+        awrapped = decorate(aquote)
+        assert inspect.iscoroutinefunction(awrapped)
+        assert inspect.signature(awrapped) == inspect.signature(aquote)
+        assert awrapped.__doc__ == "Async price."
+
+
+def test_methods_self_is_an_argument() -> None:
+    memo = Memoizer()
+    seen = Counter()
+
+    class Shop:
+        def __init__(self, ident: int) -> None:
+            self.ident = ident
+
+        @memo.memoize(params_encoder=lambda self, sku: (self.ident, sku))
+        def price(self, sku: str) -> int:
+            seen(self.ident, sku)
+            return self.ident * 10
+
+        @memo.memoize
+        def plain(self, sku: str) -> int:
+            return 1
+
+    a, b = Shop(1), Shop(2)
+    assert a.price("x") == 10
+    assert Shop(1).price("x") == 10  # another object, same encoded self
+    assert b.price("x") == 20
+    assert seen.calls == [(1, "x"), (2, "x")]
+    with pytest.raises(KeyEncodingError, match="argument 'self'"):
+        a.plain("x")
+
+
+def test_dataclass_method_without_encoder() -> None:
+    memo = Memoizer()
+
+    @dataclasses.dataclass
+    class Box:
+        size: int
+
+        @memo.memoize
+        def volume(self) -> int:
+            return self.size**3
+
+    assert Box(2).volume() == 8
+    assert Box(3).volume() == 27
+
+
+# -- counting ----------------------------------------------------------------------------------
+
+
+def test_cache_stats_counts_every_call_under_the_kind() -> None:
+    memo = Memoizer(kind="counted")
+    anonymous = Memoizer()
+
+    @memo.memoize
+    def f(x: int) -> int:
+        return x
+
+    @anonymous.memoize
+    def g(x: int) -> int:
+        return x
+
+    f(1)
+    f(1)
+    f(1.5)  # type: ignore[arg-type]
+    f(1.5)  # type: ignore[arg-type]
+    g(1)
+    assert stats("counted") == {"hit": 2, "miss": 2, "put": 2, "exception": 0}
+    assert stats("memoize") == {"hit": 0, "miss": 1, "put": 1, "exception": 0}
+
+
+def test_kind_is_registered_and_validated() -> None:
+    memo = Memoizer(kind="registered_kind")
+    anonymous = Memoizer()
+    found = discovery.discovered()
+    assert ("registered_kind", memo) in found
+    assert ("memoize", anonymous) in found
+    with pytest.raises(ValueError, match="not a valid cache kind name"):
+        Memoizer(kind="not a name")
+    with pytest.raises(UserError, match="version"):
+        Memoizer(version=-1)
+    with pytest.raises(UserError, match="context"):
+        Memoizer(context=42)  # type: ignore[arg-type]
+
+
+# -- replay and record -------------------------------------------------------------------------
+
+
+def test_replay_raises_a_key_error_naming_the_call() -> None:
+    memo = Memoizer(kind="replayed")
+
+    def price(sku: str, qty: int) -> int:
+        return qty * 2
+
+    replay = memo.replay(price)
+    record = memo.record(price)
+    with pytest.raises(ReplayMissError) as info:
+        replay("A1", qty=3)
+    assert isinstance(info.value, KeyError)
+    assert isinstance(info.value, CacheError)
+    assert "price('A1', qty=3)" in str(info.value)
+    assert "'replayed'" in str(info.value)
+    assert record("A1", 3) == 6
+    assert replay("A1", qty=3) == 6
+
+
+def test_record_always_computes_and_overwrites() -> None:
+    memo = Memoizer()
+    results = iter([1, 2, 3])
+
+    def f(x: int) -> int:
+        return next(results)
+
+    record = memo.record(f)
+    replay = memo.replay(f)
+    assert record(0) == 1
+    assert record(0) == 2
+    assert replay(0) == 2
+
+
+def test_deterministic_first_writer_wins_for_record_and_memoize() -> None:
+    backend = MemoryBackend()
+    results = iter([1, 2, 3])
+
+    def f(x: int) -> int:
+        return next(results)
+
+    memo = Memoizer(backend=backend, deterministic=True)
+    record = memo.record(f)
+    assert record(0) == 1
+    assert record(0) == 1  # computed 2, returned the stored 1
+    other = Memoizer(backend=backend, deterministic=True).memoize(f)
+    assert other(0) == 1
+
+
+# -- single flight -----------------------------------------------------------------------------
+
+
+def test_single_flight_eight_threads() -> None:
+    memo = Memoizer(kind="flight")
+    seen = Counter()
+    barrier = threading.Barrier(8)
+
+    @memo.memoize
+    def slow(x: int) -> int:
+        seen(x)
+        time.sleep(0.2)
+        return x * 2
+
+    results: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(slow(21))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [42] * 8
+    assert seen.calls == [(21,)]
+    assert stats("flight") == {"hit": 7, "miss": 1, "put": 1, "exception": 0}
+
+
+def test_single_flight_error_reaches_every_waiter_and_nothing_is_stored() -> None:
+    backend = MemoryBackend()
+    memo = Memoizer(backend=backend)
+    seen = Counter()
+    barrier = threading.Barrier(4)
+
+    @memo.memoize
+    def boom(x: int) -> int:
+        seen(x)
+        time.sleep(0.2)
+        raise ValueError("no")
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            boom(1)
+        except ValueError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 4
+    assert seen.calls == [(1,)]
+    assert len(backend) == 0
+
+
+def test_single_flight_five_concurrent_awaits() -> None:
+    memo = Memoizer(kind="aflight")
+    seen = Counter()
+
+    @memo.memoize
+    async def fetch(x: int) -> dict[str, int]:
+        seen(x)
+        await asyncio.sleep(0.05)
+        return {"x": x}
+
+    async def main() -> list[dict[str, int]]:
+        return await asyncio.gather(*(fetch(7) for _ in range(5)))
+
+    assert asyncio.run(main()) == [{"x": 7}] * 5
+    assert seen.calls == [(7,)]
+    assert stats("aflight") == {"hit": 4, "miss": 1, "put": 1, "exception": 0}
+    assert asyncio.run(fetch(7)) == {"x": 7}  # a front hit, another event loop
+    assert seen.calls == [(7,)]
+
+
+def test_async_error_reaches_every_await_and_cancel_does_not_spread() -> None:
+    memo = Memoizer()
+    seen = Counter()
+
+    @memo.memoize
+    async def boom(x: int) -> int:
+        seen(x)
+        await asyncio.sleep(0.05)
+        raise ValueError("no")
+
+    @memo.memoize
+    async def slow(x: int) -> int:
+        seen("slow", x)
+        await asyncio.sleep(0.1)
+        return x
+
+    async def main() -> None:
+        results = await asyncio.gather(*(boom(1) for _ in range(5)), return_exceptions=True)
+        assert all(isinstance(r, ValueError) for r in results)
+        leader = asyncio.ensure_future(slow(2))
+        await asyncio.sleep(0.01)
+        waiter = asyncio.ensure_future(slow(2))
+        await asyncio.sleep(0.01)
+        leader.cancel()
+        assert await waiter == 2  # the waiter took over rather than being cancelled
+
+    asyncio.run(main())
+    assert seen.calls.count((1,)) == 1
+    assert seen.calls.count(("slow", 2)) == 2
+
+
+def test_async_replay_and_record() -> None:
+    memo = Memoizer()
+
+    async def f(x: int) -> int:
+        return x + 1
+
+    replay, record = memo.replay(f), memo.record(f)
+
+    async def main() -> None:
+        with pytest.raises(ReplayMissError):
+            await replay(1)
+        assert await record(1) == 2
+        assert await replay(1) == 2
+
+    asyncio.run(main())
+
+
+# -- backend failures --------------------------------------------------------------------------
+
+
+def test_backend_failures_never_lose_the_result_one_warning_per_outage() -> None:
+    backend = Flaky()
+    memo = Memoizer(kind="outage", backend=backend)
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: int) -> int:
+        seen(x)
+        return x * 3
+
+    with pytest.warns(RuntimeWarning, match="failed to read") as caught:
+        results = [f(1), f(2), f(3)]
+    assert results == [3, 6, 9]
+    assert len(caught) == 1
+    assert stats("outage")["exception"] == 6  # a failed read and a failed write per call
+    backend.down = False
+    assert f(4) == 12
+    backend.down = True
+    with pytest.warns(RuntimeWarning, match="failed to") as caught:
+        assert f(5) == 15
+    assert len(caught) == 1  # a new outage, a new warning
+    assert seen.calls == [(1,), (2,), (3,), (4,), (5,)]
+
+
+def test_undecodable_stored_entry_is_a_counted_miss() -> None:
+    backend = MemoryBackend()
+    memo = Memoizer(kind="garbled", backend=backend)
+
+    @memo.memoize
+    def f(x: int) -> int:
+        return x
+
+    backend.put(memo.key_for(f, 1), b"not json")
+    with pytest.warns(RuntimeWarning, match="cannot decode"):
+        assert f(1) == 1
+    assert stats("garbled")["exception"] == 1
+    assert f(1) == 1
+
+
+# -- context and version -----------------------------------------------------------------------
+
+
+def test_context_and_version_are_folded_into_keys() -> None:
+    def f(x: int) -> int:
+        return x
+
+    base = Memoizer()
+    assert Memoizer.default_context() == base.default_context()
+    assert set(Memoizer.default_context()) == {"python"}
+    key = base.key_for(f, 1)
+    assert Memoizer().key_for(f, 1) == key
+    assert Memoizer(version=2).key_for(f, 1) != key
+    assert Memoizer(context={"model": "v1"}).key_for(f, 1) != key
+    assert Memoizer(context={"model": "v1"}).key_for(f, 1) == Memoizer(
+        context=lambda: {"model": "v1"}
+    ).key_for(f, 1)
+
+
+def test_callable_context_is_read_on_every_call() -> None:
+    state = {"model": "v1"}
+    memo = Memoizer(context=lambda: dict(state))
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: int) -> str:
+        seen(state["model"], x)
+        return state["model"]
+
+    assert f(1) == "v1"
+    assert f(1) == "v1"
+    state["model"] = "v2"
+    assert f(1) == "v2"
+    state["model"] = "v1"
+    assert f(1) == "v1"
+    assert seen.calls == [("v1", 1), ("v2", 1)]
+
+
+def test_bounded_memory_backend_keeps_its_limits() -> None:
+    now = [0.0]
+    memo = Memoizer(backend=MemoryBackend(ttl=10, clock=lambda: now[0]))
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: int) -> int:
+        seen(x)
+        return x
+
+    f(1)
+    f(1)
+    now[0] = 11.0
+    f(1)
+    assert seen.calls == [(1,), (1,)]
+
+
+# -- persistence in one process ----------------------------------------------------------------
+
+
+def test_file_backend_entries_are_found_by_a_new_memoizer(tmp_path: Path) -> None:
+    seen = Counter()
+
+    def f(x: int, tags: frozenset[str]) -> list[str]:
+        seen(x)
+        return sorted(tags)
+
+    first = Memoizer(backend=FileBackend(tmp_path))
+    assert first.memoize(f)(1, frozenset({"b", "a"})) == ["a", "b"]
+    assert first.flush()
+    second = Memoizer(backend=FileBackend(tmp_path))
+    assert second.memoize(f)(1, frozenset({"a", "b"})) == ["a", "b"]
+    assert seen.calls == [(1,)]
+
+
+def test_cache_clear_forgets_fronts_and_own_entries(tmp_path: Path) -> None:
+    backend = FileBackend(tmp_path)
+    backend.put("someone-else", b"keep")
+    memo = Memoizer(backend=backend)
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: int) -> int:
+        seen(x)
+        return x
+
+    f(1)
+    memo.cache_clear()
+    f(1)
+    assert seen.calls == [(1,), (1,)]
+    assert backend.get("someone-else") == b"keep"
+
+
+# -- dumps -------------------------------------------------------------------------------------
+
+
+QUOTE_CALLS: list[tuple[str, int]] = []
+
+
+def quote(sku: str, qty: int) -> dict[str, object]:
+    QUOTE_CALLS.append((sku, qty))
+    return {"sku": sku, "total": qty * 3}
+
+
+def test_dump_then_strict_load_replays(tmp_path: Path) -> None:
+    path = tmp_path / "memo.json"
+    recorder = Memoizer(kind="quotes_dump")
+    recorded = recorder.memoize(quote)
+    recorded("A1", 2)
+    recorded("B2", (1, 2))  # type: ignore[arg-type]
+    assert recorder.dump(path) == 2
+    text = path.read_text()
+    data = json.loads(text)
+    (block,) = data["scopes"].values()
+    entry = next(iter(block["entries"].values()))
+    assert entry["fn"].endswith("quote")
+    assert "args" in entry
+    assert "result" in entry  # readable: the record itself, not bytes
+
+    # A later run: a new memoizer, the same function, nothing in memory.
+    replayer = Memoizer(kind="quotes_dump")
+    quote_again = replayer.memoize(quote)
+    QUOTE_CALLS.clear()
+    assert replayer.load(path, strict=True) == 2
+    assert replayer.strict
+    assert quote_again("A1", 2) == {"sku": "A1", "total": 6}
+    assert quote_again("B2", (1, 2)) == {"sku": "B2", "total": [1, 2] * 3}  # type: ignore[arg-type]
+    with pytest.raises(ReplayMissError, match="strict"):
+        quote_again("C3", 1)
+    assert QUOTE_CALLS == []
+    assert replayer.record(quote)("C3", 1) == {"sku": "C3", "total": 3}  # record computes
+    assert QUOTE_CALLS == [("C3", 1)]
+    assert quote_again("C3", 1) == {"sku": "C3", "total": 3}
+
+
+def test_dump_merges_and_keeps_other_scopes(tmp_path: Path) -> None:
+    path = tmp_path / "memo.json"
+    a = Memoizer(kind="merge_a")
+    b = Memoizer(kind="merge_a", version=2)
+    a.memoize(quote)("A", 1)
+    b.memoize(quote)("B", 1)
+    assert a.dump(path) == 1
+    assert b.dump(path) == 1
+    a.memoize(quote)("C", 1)
+    assert a.dump(path) == 2
+    data = json.loads(path.read_text())
+    assert sorted(block["version"] for block in data["scopes"].values()) == [1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["memo.json"]  # no temporary left
+
+
+def test_load_names_what_the_dump_holds(tmp_path: Path) -> None:
+    path = tmp_path / "memo.json"
+    Memoizer(kind="held", version=1).memoize(quote)("A", 1)
+    recorder = Memoizer(kind="held", version=1)
+    recorder.memoize(quote)("A", 1)
+    recorder.dump(path)
+    other = Memoizer(kind="held", version=3)
+    with pytest.raises(UserError, match=r"holds no entries .* it holds 'held' version 1"):
+        other.load(path, strict=True)
+    with pytest.warns(RuntimeWarning, match="holds no entries"):
+        assert other.load(path) == 0
+    assert not other.strict
+
+
+def test_missing_dump_is_empty_unless_strict(tmp_path: Path) -> None:
+    memo = Memoizer()
+    assert memo.load(tmp_path / "absent.json") == 0
+    with pytest.raises(FileNotFoundError):
+        memo.load(tmp_path / "absent.json", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"collections": {"null": {}}, "cache_size": 0}', "written by something else"),
+        (b"[1, 2]", "written by something else"),
+        (b'{"format": "pytest-cachemock/memoize", "format_version": 99}', "format version 99"),
+        (b'{"format": "pytest-cachemock/memoize", "format_version": 1, "scopes": 3}', "damaged"),
+    ],
+)
+def test_corrupt_and_foreign_dumps_are_refused(tmp_path: Path, content: bytes, match: str) -> None:
+    path = tmp_path / "memo.json"
+    path.write_bytes(content)
+    memo = Memoizer()
+    memo.memoize(quote)("A", 1)
+    with pytest.raises(ValueDecodingError, match=match):
+        memo.load(path)
+    with pytest.raises(ValueDecodingError, match=match):
+        memo.dump(path)  # never overwrites what it cannot read
+    assert path.read_bytes() == content
+
+
+def test_tampered_entries_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "memo.json"
+    recorder = Memoizer(kind="tampered")
+    f = recorder.memoize(quote)
+    f("A", 1)
+    f("B", 1)
+    recorder.dump(path)
+    data = json.loads(path.read_text())
+    (block,) = data["scopes"].values()
+    first, second = sorted(block["entries"])
+    block["entries"][first]["args"]["qty"] = 99  # no longer the call its key is for
+    block["entries"][second]["result"] = {"sku": "B", "total": 1000}  # hand-edited result
+    path.write_text(json.dumps(data))
+    loader = Memoizer(kind="tampered")
+    with pytest.warns(RuntimeWarning, match="skipped 1 entry"):
+        assert loader.load(path) == 1
+    assert stats("tampered")["exception"] == 1
+
+
+def test_dump_with_pickle_and_passthrough_serdes(tmp_path: Path) -> None:
+    for serde in (PickleSerde(), PassthroughSerde()):
+        path = tmp_path / f"{type(serde).__name__}.json"
+        recorder = Memoizer(kind="other_serdes", serde=serde)
+        recorder.memoize(quote)("A", 1)
+        assert recorder.dump(path) == 1
+        loader = Memoizer(kind="other_serdes", serde=serde)
+        assert loader.load(path, strict=True) == 1
+        assert loader.replay(quote)("A", 1) == {"sku": "A", "total": 3}
+
+
+# -- the plugin's seam -------------------------------------------------------------------------
+
+
+def test_override_bypasses_front_and_backend() -> None:
+    backend = MemoryBackend()
+    memo = Memoizer(kind="mocked", backend=backend)
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: int) -> tuple[int, int]:
+        seen(x)
+        return (x, x)
+
+    assert f(1) == [1, 1]  # computed for real, in the front now
+    made: list[Recording] = []
+
+    def factory() -> Recording:
+        made.append(Recording())
+        return made[-1]
+
+    memo.backend_override_cls = factory
+    try:
+        assert f(1) == [1, 1]  # the real front is bypassed: computed again
+        assert f(1) == [1, 1]
+        assert f(2) == [2, 2]
+        assert memo.backend is made[0]
+    finally:
+        del memo.backend_override_cls
+    assert len(made) == 1
+    mock = made[0]
+    assert (mock.gets, mock.puts) == (3, 2)  # miss+put, hit, miss+put
+    key, stored = next(iter(mock.data.items()))
+    assert key == memo.key_for(f, 1)
+    assert json.loads(stored) == {
+        "args": {"x": 1},
+        "fn": f"{__name__}.{f.__qualname__}",
+        "result": [1, 1],
+    }
+    assert seen.calls == [(1,), (1,), (2,)]
+    # Back to the real front: nothing computed while mocked is in it.
+    assert f(2) == [2, 2]
+    assert seen.calls == [(1,), (1,), (2,), (2,)]
+    assert len(backend) == 2
+
+
+def test_override_seeding_with_entry_for_and_replay() -> None:
+    memo = Memoizer(kind="seeded")
+    seen = Counter()
+
+    @memo.memoize
+    def price(sku: str, qty: int = 1) -> dict[str, int]:
+        seen(sku)
+        return {"total": 1}
+
+    mock = Recording()
+    key, stored = memo.entry_for(price, {"total": 99}, "A1", qty=2)
+    mock.data[key] = stored
+    memo.backend_override_cls = lambda: mock
+    try:
+        assert price("A1", 2) == {"total": 99}
+        assert memo.replay(price)("A1", 2) == {"total": 99}
+        with pytest.raises(ReplayMissError):
+            memo.replay(price)("B2")
+    finally:
+        del memo.backend_override_cls
+    assert seen.calls == []
+
+
+def test_override_new_factory_gets_a_new_backend_and_strict_does_not_apply() -> None:
+    memo = Memoizer(kind="factories")
+    memo._strict = True
+
+    @memo.memoize
+    def f(x: int) -> int:
+        return x
+
+    first, second = Recording(), Recording()
+    memo.backend_override_cls = lambda: first
+    assert f(1) == 1
+    memo.backend_override_cls = lambda: second
+    assert f(1) == 1
+    del memo.backend_override_cls
+    assert (first.puts, second.puts) == (1, 1)
+    with pytest.raises(ReplayMissError):
+        f(1)  # strict again, outside the mock
+
+
+def test_override_async_and_record() -> None:
+    memo = Memoizer(kind="amocked", deterministic=True)
+    mock = Recording()
+    memo.backend_override_cls = lambda: mock
+    results = iter([1, 2])
+
+    @memo.record
+    def f(x: int) -> int:
+        return next(results)
+
+    @memo.memoize
+    async def g(x: int) -> int:
+        return x
+
+    try:
+        assert f(0) == 1
+        assert f(0) == 1  # deterministic: the stored 1 wins over the new 2
+        assert asyncio.run(g(3)) == 3
+        assert asyncio.run(g(3)) == 3
+    finally:
+        del memo.backend_override_cls
+    assert mock.puts == 2
+
+
+def test_override_backend_failure_is_a_counted_miss() -> None:
+    memo = Memoizer(kind="mockfail")
+    flaky = Flaky()
+    memo.backend_override_cls = lambda: flaky
+
+    @memo.memoize
+    def f(x: int) -> int:
+        return x
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert f(1) == 1
+    finally:
+        del memo.backend_override_cls
+    assert stats("mockfail")["exception"] == 2
+
+
+def test_no_toolkit_module_imports_pytest_or_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest_cachemock.memoize; "
+        "print('pytest' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    ).stdout
+    assert out.split() == ["False", "False"]
