@@ -1,33 +1,72 @@
 """pytest-cachemock: make caching testable.
 
 A small typed cache toolkit (backends, serdes, the ``RemoteCache`` controller, library-wide
-``cache_stats``) and a pytest plugin that mocks its caches per cache kind.
+``cache_stats``, memoizers) and a pytest plugin that mocks its caches per cache kind.
+
+The names below are imported on first use, so loading the plugin stays cheap for test suites
+that never touch a cache.
 """
 
-from .backends import Backend, FileBackend, MemoryBackend
-from .cache import RemoteCache
-from .counters import cache_stats
-from .errors import (
-    CacheError,
-    FileLockTimeoutError,
-    KeyEncodingError,
-    KeyPicklingError,
-    LockTimeoutError,
-    ReplayMissError,
-    SystemError,
-    UserError,
-    ValueDecodingError,
-    ValueEncodingError,
-    ValuePicklingError,
-    ValueUnPicklingError,
-)
-from .memoize import Memoizer
-from .mock import MockBackend
-from .patching import PatchCaches
-from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
-from .stats import Stats, global_stats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backends import Backend, FileBackend, MemoryBackend
+    from .cache import RemoteCache
+    from .counters import cache_stats
+    from .errors import (
+        CacheError,
+        FileLockTimeoutError,
+        KeyEncodingError,
+        KeyPicklingError,
+        LockTimeoutError,
+        ReplayMissError,
+        SystemError,
+        UserError,
+        ValueDecodingError,
+        ValueEncodingError,
+        ValuePicklingError,
+        ValueUnPicklingError,
+    )
+    from .memoize import Memoizer
+    from .mock import MockBackend
+    from .patching import PatchCaches
+    from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
+    from .stats import Stats, global_stats
 
 __version__ = "0.1.0.dev0"
+
+_WHERE = {
+    "Backend": "backends",
+    "FileBackend": "backends",
+    "MemoryBackend": "backends",
+    "RemoteCache": "cache",
+    "cache_stats": "counters",
+    "CacheError": "errors",
+    "FileLockTimeoutError": "errors",
+    "KeyEncodingError": "errors",
+    "KeyPicklingError": "errors",
+    "LockTimeoutError": "errors",
+    "ReplayMissError": "errors",
+    "SystemError": "errors",
+    "UserError": "errors",
+    "ValueDecodingError": "errors",
+    "ValueEncodingError": "errors",
+    "ValuePicklingError": "errors",
+    "ValueUnPicklingError": "errors",
+    "Memoizer": "memoize",
+    "MockBackend": "mock",
+    "PatchCaches": "patching",
+    "JsonSerde": "serde",
+    "PassthroughSerde": "serde",
+    "PickleSerde": "serde",
+    "Serde": "serde",
+    "SignedPickleSerde": "serde",
+    "Stats": "stats",
+    "global_stats": "stats",
+}
 
 __all__ = [
     "Backend",
@@ -58,3 +97,16 @@ __all__ = [
     "cache_stats",
     "global_stats",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_cachemock' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
