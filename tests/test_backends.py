@@ -108,3 +108,40 @@ def test_file_add_and_clear(tmp_path: Path) -> None:
     backend.clear()
     assert backend.get("k") is None
     assert len(backend) == 0
+
+
+def test_file_named_temporary_files_where_unnamed_ones_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_cachemock.backends.file as file_module
+
+    monkeypatch.setattr(file_module, "_TMPFILE_FLAGS", 0)
+    backend = FileBackend(tmp_path)
+    backend.put("k", b"one")
+    backend.put("k", b"two")
+    assert backend.get("k") == b"two"
+    (entry,) = os.listdir(tmp_path)  # the temporary name is gone
+    assert entry.endswith(".ce")
+    assert stat.S_IMODE((tmp_path / entry).stat().st_mode) == 0o600
+
+
+def test_file_falls_back_when_the_file_system_refuses_unnamed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import pytest_cachemock.backends.file as file_module
+
+    real_open = os.open
+
+    def refusing_open(path: str, flags: int, mode: int = 0o777) -> int:
+        if file_module._TMPFILE_FLAGS and flags == file_module._TMPFILE_FLAGS:
+            raise OSError(errno.EOPNOTSUPP, "not supported")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(file_module.os, "open", refusing_open)
+    backend = FileBackend(tmp_path)
+    backend.put("k", b"value")
+    assert backend.get("k") == b"value"
+    if file_module._TMPFILE_FLAGS:  # on Linux the refusal was seen and remembered
+        assert backend._unnamed_ok is False

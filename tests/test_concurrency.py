@@ -1,0 +1,361 @@
+"""Concurrency: exact counts under threads, no torn reads across processes, SIGKILL safety.
+
+Values here check themselves: each holds its key, its writer, its size and a SHA-256 of the
+rest, so a reader can tell a whole value from a torn or mixed one without knowing what was
+written last.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_cachemock import FileBackend, MemoryBackend, RemoteCache, cache_stats
+
+PATIENCE = 60.0
+
+
+# -- self-checking values ------------------------------------------------------------------
+# Also used, as source text, by the worker processes below: keep it self-contained.
+
+VALUES_SOURCE = '''
+import hashlib
+
+def make_value(key, writer, seq, size):
+    """bytes of exactly ``size`` (>= 128): a header, a repeated pattern, a checksum."""
+    head = f"{key}|{writer}|{seq}|{size}|".encode()
+    block = hashlib.sha256(head).digest()
+    body_len = size - len(head) - 32
+    body = (block * (body_len // 32 + 1))[:body_len]
+    return head + body + hashlib.sha256(head + body).digest()
+
+def check_value(key, value):
+    """(writer, seq) of a whole value for ``key``; raises ValueError on a torn or foreign one."""
+    if len(value) < 33:
+        raise ValueError(f"too short: {len(value)}")
+    rest, digest = value[:-32], value[-32:]
+    if hashlib.sha256(rest).digest() != digest:
+        raise ValueError("checksum mismatch (torn or mixed value)")
+    fields = rest.split(b"|", 4)
+    if len(fields) != 5 or fields[0].decode() != key:
+        raise ValueError(f"value of another key: {fields[0][:80]!r}")
+    if int(fields[3]) != len(value):
+        raise ValueError(f"length {len(value)}, header says {int(fields[3])}")
+    return fields[1].decode(), int(fields[2])
+'''
+
+_values: dict[str, Any] = {}
+exec(VALUES_SOURCE, _values)  # the same code the workers run
+make_value = _values["make_value"]
+check_value = _values["check_value"]
+
+
+def test_self_checking_values_catch_torn_and_mixed_ones() -> None:
+    a = make_value("k", "w1", 1, 5000)
+    b = make_value("k", "w2", 2, 5000)
+    assert len(a) == 5000
+    assert check_value("k", a) == ("w1", 1)
+    with pytest.raises(ValueError, match="checksum"):
+        check_value("k", a[:2500] + b[2500:])  # mixed
+    with pytest.raises(ValueError, match="checksum"):
+        check_value("k", a[:4000])  # torn
+    with pytest.raises(ValueError, match="another key"):
+        check_value("other", a)
+
+
+# -- threads: exact counts -----------------------------------------------------------------
+
+THREADS = 8
+OPS_PER_THREAD = 10_000
+KEYS = 50
+
+
+class ConcurrencyCache(RemoteCache[Any]):
+    pass
+
+
+def hammer(cache: ConcurrencyCache, seed: int, start: threading.Barrier) -> dict[str, int]:
+    """Mixed get/put; returns what this thread itself saw."""
+    rng = random.Random(seed)
+    seen = {"hit": 0, "miss": 0, "put": 0, "bad": 0}
+    start.wait(PATIENCE)
+    for i in range(OPS_PER_THREAD):
+        key = f"key-{rng.randrange(KEYS)}"
+        if rng.random() < 0.1:
+            cache.put(key, {"key": key, "writer": seed, "seq": i, "pad": "x" * rng.randrange(400)})
+            seen["put"] += 1
+        else:
+            value = cache.get(key)
+            if value is None:
+                seen["miss"] += 1
+            else:
+                seen["hit"] += 1
+                if value["key"] != key:
+                    seen["bad"] += 1
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fresh_stats")
+@pytest.mark.parametrize("backend_kind", ["memory", "file"])
+def test_threads_give_exact_counts(backend_kind: str, tmp_path: Path) -> None:
+    backend = MemoryBackend() if backend_kind == "memory" else FileBackend(tmp_path / "store")
+    cache = ConcurrencyCache(backend, namespace="conc")
+    start = threading.Barrier(THREADS)
+    results: list[dict[str, int]] = [{} for _ in range(THREADS)]
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            results[n] = hammer(cache, n, start)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(PATIENCE)
+    assert not errors
+    assert not any(t.is_alive() for t in threads)
+
+    total = {field: sum(r[field] for r in results) for field in ("hit", "miss", "put", "bad")}
+    assert total["bad"] == 0
+    assert total["hit"] + total["miss"] + total["put"] == THREADS * OPS_PER_THREAD
+    assert total["hit"] > 0
+    assert total["put"] > 0
+    expected = {"hit": total["hit"], "miss": total["miss"], "put": total["put"], "exception": 0}
+    snap = cache_stats.snapshot()
+    assert snap["ConcurrencyCache"] == expected
+    assert snap[backend.name] == expected
+
+
+@pytest.mark.usefixtures("fresh_stats")
+def test_counters_are_exact_under_threads_for_any_name() -> None:
+    """cache_stats itself: 8 threads bumping the same fresh names, nothing lost."""
+    start = threading.Barrier(THREADS)
+
+    def bump() -> None:
+        start.wait(PATIENCE)
+        for _ in range(5000):
+            cache_stats.hit("conc:a")
+            cache_stats.miss("conc:a")
+            cache_stats.get("conc:b", None)
+            cache_stats.put("conc:b", 2)
+
+    threads = [threading.Thread(target=bump) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(PATIENCE)
+    snap = cache_stats.snapshot()
+    n = THREADS * 5000
+    assert snap["conc:a"] == {"hit": n, "miss": n, "put": 0, "exception": 0}
+    assert snap["conc:b"] == {"hit": 0, "miss": n, "put": 2 * n, "exception": 0}
+
+
+# -- processes: no torn reads --------------------------------------------------------------
+
+_RW_WORKER = (
+    VALUES_SOURCE
+    + """
+import json, random, sys
+from pytest_cachemock import FileBackend, cache_stats
+
+directory, writer, ops, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+keys = [f"shared-{i}" for i in range(6)]
+# Small values, values around the backend's first read (64 KiB), and up to ~200 KB.
+sizes = [200, 4000, 65000, 65536, 66000, 120000, 199000]
+rng = random.Random(seed)
+backend = FileBackend(directory)
+seen = {"get": 0, "hit": 0, "foreign": 0, "big": 0, "put": 0, "bad": []}
+print("ready", flush=True)
+sys.stdin.readline()
+for i in range(ops):
+    key = rng.choice(keys)
+    if rng.random() < 0.4:
+        backend.put(key, make_value(key, writer, i, rng.choice(sizes)))
+        seen["put"] += 1
+        continue
+    seen["get"] += 1
+    value = backend.get(key)
+    if value is None:
+        continue
+    seen["hit"] += 1
+    try:
+        who, _ = check_value(key, value)
+    except ValueError as exc:
+        seen["bad"].append(f"{key}: {exc}")
+        continue
+    seen["foreign"] += who != writer
+    seen["big"] += len(value) > 65536
+seen["stats"] = cache_stats.snapshot().get(backend.name, {})
+print(json.dumps(seen), flush=True)
+"""
+)
+
+
+@contextmanager
+def workers(code: str, args: list[list[str]]) -> Iterator[list[subprocess.Popen[str]]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *a],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for a in args
+    ]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            for stream in (p.stdin, p.stdout):
+                if stream is not None:
+                    stream.close()
+
+
+@pytest.mark.slow
+def test_processes_sharing_a_directory_never_read_a_torn_value(tmp_path: Path) -> None:
+    directory = str(tmp_path / "shared")
+    ops = 1500
+    args = [[directory, f"w{n}", str(ops), str(n)] for n in range(4)]
+    with workers(_RW_WORKER, args) as procs:
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:  # all four start together
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        reports = []
+        for p in procs:
+            out, _ = p.communicate(timeout=PATIENCE)
+            assert p.returncode == 0
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+
+    for report in reports:
+        assert report["bad"] == []
+        # A torn file is caught by the backend's own length check: it would count here.
+        assert report["stats"].get("exception", 0) == 0
+        assert report["stats"]["hit"] == report["hit"]
+        assert report["stats"]["put"] == report["put"]
+    # The processes really shared: they read each other's values, big ones included.
+    assert sum(r["foreign"] for r in reports) > 0
+    assert sum(r["big"] for r in reports) > 0
+    assert sum(r["hit"] for r in reports) > 0
+
+
+# -- SIGKILL in the middle of writes -------------------------------------------------------
+
+_KILLED_WRITER = (
+    VALUES_SOURCE
+    + """
+import sys
+from pytest_cachemock import FileBackend
+directory, nkeys = sys.argv[1], int(sys.argv[2])
+backend = FileBackend(directory)
+seq = 0
+while True:
+    for i in range(nkeys):
+        key = f"k{i}"
+        backend.put(key, make_value(key, "new", seq, 50_000 + 37 * seq % 150_000))
+        seq += 1
+        if seq == 1:
+            print("writing", flush=True)
+"""
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.parametrize("round_", range(3))
+def test_sigkill_mid_write_leaves_absent_old_or_new(
+    tmp_path: Path, round_: int, fresh_stats: None
+) -> None:
+    directory = tmp_path / "store"
+    nkeys = 8
+    backend = FileBackend(directory)
+    for i in range(nkeys):
+        backend.put(f"k{i}", make_value(f"k{i}", "old", 0, 1000))
+
+    with workers(_KILLED_WRITER, [[str(directory), str(nkeys)]]) as (proc,):
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "writing"
+        # Let it write for a moment (different lengths per round), then kill it mid-way.
+        threading.Event().wait(0.05 + 0.1 * round_)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(PATIENCE)
+        dead_pid = proc.pid
+    assert proc.returncode == -signal.SIGKILL
+
+    cache_stats.reset()
+    writers = set()
+    for i in range(nkeys):
+        value = backend.get(f"k{i}")
+        if value is not None:
+            who, _ = check_value(f"k{i}", value)  # raises on a torn or mixed value
+            writers.add(who)
+    assert writers <= {"old", "new"}
+    assert cache_stats.snapshot().get(backend.name, {}).get("exception", 0) == 0
+    assert len(backend) == sum(backend.get(f"k{i}") is not None for i in range(nkeys))
+
+    # clear() removes the entries and what the dead writer left behind, but not the temp
+    # file of a writer that is still alive (here: this process).
+    (directory / f".tmp.{dead_pid}.999999").write_bytes(b"left by a dead writer")
+    live = directory / f".tmp.{os.getpid()}.live"
+    live.write_bytes(b"being written")
+    backend.clear()
+    left = sorted(p.name for p in directory.iterdir() if not p.name.startswith(".lock"))
+    assert left == [live.name]
+    assert len(backend) == 0
+
+
+def _child_add_after_fork(directory: str, out: Any) -> None:
+    backend = _FORKED[0]
+    try:
+        added = backend.add("child", b"c")
+        backend.clear()
+        out.put(("ok", added, backend.get("parent")))
+    except BaseException as exc:  # pragma: no cover - reported by the test
+        out.put(("error", repr(exc), None))
+
+
+_FORKED: list[FileBackend] = []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
+)
+def test_backend_used_before_a_fork_works_in_the_child(tmp_path: Path) -> None:
+    """File locks made in the parent are not reused by a forked child (filelock refuses)."""
+    backend = FileBackend(tmp_path)
+    assert backend.add("parent", b"p")  # creates the parent's lock objects
+    _FORKED[:] = [backend]
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_add_after_fork, args=(str(tmp_path), out))
+    child.start()
+    result = out.get(timeout=PATIENCE)
+    child.join(PATIENCE)
+    assert result == ("ok", True, None)
+    assert child.exitcode == 0
+    assert backend.get("parent") is None  # the child's clear() emptied the shared directory
+    assert backend.add("parent", b"p")  # and the parent's locks still work
