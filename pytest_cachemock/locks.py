@@ -10,8 +10,10 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import filelock
+if TYPE_CHECKING:
+    import filelock
 
 from .errors import FileLockTimeoutError, LockTimeoutError
 
@@ -53,6 +55,8 @@ def thread_lock(
 
 def make_file_lock(path: str | os.PathLike[str]) -> filelock.BaseFileLock:
     """A ``filelock`` lock on ``path``, owner-only (0o600)."""
+    import filelock  # imported when first needed: it is slow to import
+
     return filelock.FileLock(os.fspath(path), mode=0o600)
 
 
@@ -67,6 +71,8 @@ def file_lock(
 
     Same rules as :func:`thread_lock`; failing raises :class:`FileLockTimeoutError`.
     """
+    import filelock
+
     _check(timeout, blocking)
     if not isinstance(lock, filelock.BaseFileLock):
         lock = make_file_lock(lock)

@@ -110,38 +110,45 @@ def test_file_add_and_clear(tmp_path: Path) -> None:
     assert len(backend) == 0
 
 
-def test_file_named_temporary_files_where_unnamed_ones_are_unavailable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import pytest_cachemock.backends.file as file_module
-
-    monkeypatch.setattr(file_module, "_TMPFILE_FLAGS", 0)
+def test_file_shorter_value_over_longer_one(tmp_path: Path) -> None:
     backend = FileBackend(tmp_path)
-    backend.put("k", b"one")
-    backend.put("k", b"two")
-    assert backend.get("k") == b"two"
-    (entry,) = os.listdir(tmp_path)  # the temporary name is gone
-    assert entry.endswith(".ce")
-    assert stat.S_IMODE((tmp_path / entry).stat().st_mode) == 0o600
+    backend.put("k", b"a long first value " * 10)
+    backend.put("k", b"short")
+    assert backend.get("k") == b"short"
+    assert dict(backend.items()) == {"k": b"short"}
+    assert cache_stats.snapshot()["backend:FileBackend"]["exception"] == 0
 
 
-def test_file_falls_back_when_the_file_system_refuses_unnamed_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_file_damaged_value_is_a_miss_an_exception_and_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import errno
-
-    import pytest_cachemock.backends.file as file_module
-
-    real_open = os.open
-
-    def refusing_open(path: str, flags: int, mode: int = 0o777) -> int:
-        if file_module._TMPFILE_FLAGS and flags == file_module._TMPFILE_FLAGS:
-            raise OSError(errno.EOPNOTSUPP, "not supported")
-        return real_open(path, flags, mode)
-
-    monkeypatch.setattr(file_module.os, "open", refusing_open)
     backend = FileBackend(tmp_path)
     backend.put("k", b"value")
-    assert backend.get("k") == b"value"
-    if file_module._TMPFILE_FLAGS:  # on Linux the refusal was seen and remembered
-        assert backend._unnamed_ok is False
+    path = Path(backend.path_for("k"))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # same length, same key: only the digest tells
+    path.write_bytes(bytes(data))
+    assert backend.get("k") is None
+    assert cache_stats.snapshot()["backend:FileBackend"]["exception"] == 1
+    assert "digest mismatch" in caplog.text
+
+
+def test_file_read_overlapping_a_write_is_a_plain_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = FileBackend(tmp_path)
+    backend.put("k", b"old value")
+    good = Path(backend.path_for("k")).read_bytes()
+    torn = [good[:-3] + b"new"[:3], good[:-2] + b"ne", good[:-1] + b"n", good[:-4] + b"xyzw"]
+    monkeypatch.setattr(backend, "_read", lambda path: torn.pop(0) if torn else None)
+    assert backend.get("k") is None  # every read differed: a writer was busy
+    assert "backend:FileBackend" not in cache_stats.snapshot() or (
+        cache_stats.snapshot()["backend:FileBackend"]["exception"] == 0
+    )
+
+
+def test_file_empty_entry_is_a_plain_miss(tmp_path: Path) -> None:
+    backend = FileBackend(tmp_path)
+    Path(backend.path_for("k")).write_bytes(b"")  # a writer that has only created the file
+    assert backend.get("k") is None
+    assert cache_stats.snapshot()["backend:FileBackend"]["exception"] == 0
