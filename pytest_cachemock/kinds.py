@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sys
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable, Union
 
@@ -33,6 +35,9 @@ __all__ = [
 
 _MISSING = object()
 PROFILES: dict[str, str] = {"torch": "pytest_cachemock.integrations.torch:register_kinds"}
+# Profile -> the module whose presence in sys.modules makes the default registry load it
+# (the drop-in path: a PyTorch-style test that never configured the profile).
+AUTOLOAD: dict[str, str] = {"torch": "torch._inductor"}
 
 
 class KindConfigError(ValueError):
@@ -144,6 +149,28 @@ class Target:
 
     def __repr__(self) -> str:
         return f"<Target {_describe(self.obj)}.{self.attr} from {self.origin}>"
+
+
+def _nothing() -> None:
+    pass
+
+
+class DiscoveredTarget(Target):
+    """A target found by discovery. Held weakly, so that the merged kinds a registry keeps
+    do not keep alive a class (a test module's, say) that would otherwise go away."""
+
+    def __init__(self, obj: Any, origin: str) -> None:
+        super().__init__(None, "backend_override_cls", MockBackend.with_name, origin)
+        self._ref = weakref.ref(obj)
+
+    def install(self, kind: str) -> Undo:
+        obj = self._ref()
+        if obj is None:
+            return _nothing
+        return _set(obj, self.attr, self.make(kind))
+
+    def __repr__(self) -> str:
+        return f"<Target {_describe(self._ref())}.{self.attr} from {self.origin}>"
 
 
 def _describe(obj: Any) -> str:
@@ -290,6 +317,7 @@ class Registry:
         self._merged_at = -1
         self._lock = threading.Lock()
         self._origin = "Registry.add"
+        self._profiles: set[str] = set()
 
     @contextlib.contextmanager
     def declaring(self, origin: str) -> Iterator[None]:
@@ -341,9 +369,16 @@ class Registry:
             raise KindConfigError(
                 f"{origin}: unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
             )
+        self._profiles.add(name)
         module_name, _, func = ref.partition(":")
         register = getattr(importlib.import_module(module_name), func)
         register(self, origin=origin)
+
+    def autoload(self) -> None:
+        """Load each built-in profile whose library is already imported, once (see AUTOLOAD)."""
+        for name, module in AUTOLOAD.items():
+            if name not in self._profiles and module in sys.modules:
+                self.load_profile(name, f"PatchCaches, as {module} is imported")
 
     def declared(self) -> Mapping[str, CacheKind]:
         return self._declared
@@ -366,7 +401,7 @@ class Registry:
                         f"cache kind {kind_name!r} is declared by {existing.origin} and also by "
                         f"{origin}; rename one of them"
                     )
-                existing.targets.append(Target.override(target, origin))
+                existing.targets.append(DiscoveredTarget(target, origin))
             self._merged = merged
             self._merged_at = version
         return merged
@@ -377,6 +412,7 @@ class Registry:
     def clear(self) -> None:
         self._declared.clear()
         self._merged = None
+        self._profiles.clear()
 
 
 def parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:

@@ -88,18 +88,24 @@ class PatchCaches:
     def start(self) -> Self:
         if self._active:
             raise RuntimeError("this PatchCaches is already started; stop() it first")
+        if self.registry is default_registry:
+            default_registry.autoload()
         kinds = self.registry.kinds()
         self._check(self._enable, kinds)
         store = current_store()
         store.reset()
         undos: list[Undo] = []
+        # Under setUp() (the seed's way) switches are the test's business: setUp() turned them
+        # off, the test may have turned some on (torch's config.patch) before entering.
+        keep = bool(PatchCaches._switch_stack)
         try:
             for kind in kinds.values():
                 for target in kind.targets:
                     undos.append(target.install(kind.name))
                 on = kind.name in self._enable
-                for switch in kind.switches:
-                    undos.append(switch.set(on))
+                if on or not keep:
+                    for switch in kind.switches:
+                        undos.append(switch.set(on))
         except BaseException:
             _undo_all(undos)
             raise
@@ -140,7 +146,12 @@ class PatchCaches:
 
     @classmethod
     def setUp(cls) -> None:
-        """Turn every switch off (as the seed's ``PatchCaches.setUp``); nests safely."""
+        """Turn every switch off (as the seed's ``PatchCaches.setUp``); nests safely.
+
+        Until the matching ``tearDown()``, entering a ``PatchCaches`` leaves switches as they
+        are (its ``enable`` still turns kinds on), as the seed's context manager does.
+        """
+        default_registry.autoload()
         undos: list[Undo] = []
         try:
             for kind in default_registry.kinds().values():
@@ -163,6 +174,7 @@ class PatchCaches:
         return list(self._kinds or self.registry.kinds())
 
     def _check(self, names: Iterable[str], kinds: Mapping[str, CacheKind] | None = None) -> None:
+        __tracebackhide__ = True  # errors point at the caller's line under pytest
         known = list(kinds if kinds is not None else self._names())
         for name in names:
             if name not in known:
@@ -170,6 +182,7 @@ class PatchCaches:
 
     def enable(self, *kinds: str) -> None:
         """Turn the real caches of ``kinds`` on (their switches); restored when this stops."""
+        __tracebackhide__ = True
         self._check(kinds)
         if not self._active:
             self._enable += kinds
@@ -179,15 +192,18 @@ class PatchCaches:
                 self._undos.append(switch.set(True))
 
     def _record(self, kind: str) -> KindRecord:
+        __tracebackhide__ = True
         self._check((kind,))
         return current_store().record(kind)
 
     def entries(self, kind: str) -> Mapping[str, Any]:
         """The stored key -> stored (encoded) value of ``kind``, read-only and live."""
+        __tracebackhide__ = True
         return MappingProxyType(self._record(kind).entries)
 
     def seed(self, kind: str, mapping: Mapping[str, Any]) -> None:
         """Put ``mapping`` (stored key -> stored value) into ``kind``'s mock, without counting."""
+        __tracebackhide__ = True
         record = self._record(kind)
         for key, value in mapping.items():
             if not isinstance(key, str):
@@ -208,6 +224,7 @@ class PatchCaches:
         ``times=None`` fails until ``reset()`` or the end of the test; ``times=0`` disarms.
         Each failure counts as an error in the kind's stats and in ``cache_stats``.
         """
+        __tracebackhide__ = True
         if on not in FAULT_OPS:
             raise ValueError(f"on={on!r}: choose one of {', '.join(map(repr, FAULT_OPS))}")
         if not (

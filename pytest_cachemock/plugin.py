@@ -73,10 +73,14 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         for number, line in enumerate(config.getini("cachemock_kinds"), start=1):
             registry.add_line(line, f"ini option cachemock_kinds, line {number} ({line.strip()!r})")
+        # A profile named in the ini and on the command line (or twice) is loaded once.
+        profiles: dict[str, str] = {}
         for name in config.getini("cachemock_profiles"):
-            registry.load_profile(name, f"ini option cachemock_profiles ({name!r})")
+            profiles.setdefault(name, f"ini option cachemock_profiles ({name!r})")
         for name in config.getoption("cachemock_profile"):
-            registry.load_profile(name, f"option --cachemock-profile={name}")
+            profiles.setdefault(name, f"option --cachemock-profile={name}")
+        for name, origin in profiles.items():
+            registry.load_profile(name, origin)
         for impl in reversed(config.hook.pytest_cachemock_register_kinds.get_hookimpls()):
             # One call per implementation, so an error can name where the kind was declared.
             where = getattr(impl.function, "__code__", None)

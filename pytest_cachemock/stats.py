@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from .mock import KindRecord
@@ -200,6 +200,9 @@ class UnknownKindError(KeyError, AttributeError):
 # -- the global view -----------------------------------------------------------------------------
 
 
+_STDERR: Any = object()  # report()'s default: the sys.stderr of the time of the call
+
+
 class GlobalStats:
     """The stats of the current store, per kind: ``global_stats.kind`` or ``global_stats["kind"]``.
 
@@ -254,10 +257,16 @@ class GlobalStats:
 
         current_store().reset()
 
-    def report(self, file: TextIO | None = sys.stderr) -> str:
-        """Render the stats and entries; written to ``file`` (stderr, as the seed) and returned."""
+    def report(self, file: TextIO | None = _STDERR) -> str:
+        """Render the stats and entries; written to ``file`` (stderr, as the seed) and returned.
+
+        ``file=None`` only returns the text.
+        """
         items = self.items()
         text = render_report(dict(items), {k: v.cache for k, v in items})
+        if file is _STDERR:
+            # Looked up now, not at import: pytest's capsys and capture replace sys.stderr.
+            file = sys.stderr
         if file is not None:
             print(text, file=file)
         return text

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cd examples
-../.venv/bin/python -m pytest "$@"
+../.venv/bin/python -m pytest --cachemock-report "$@"

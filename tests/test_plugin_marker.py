@@ -1,0 +1,185 @@
+"""The ``cachemock`` marker (validation, closest wins, ``pytestmark``) and ``cachemock_autouse``."""
+
+from __future__ import annotations
+
+import pytest
+from _plugin_app import PRICES_INI, make_app
+
+
+def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.cachemock(*, enable=(), isolation='thread'): *"])
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cachemock
+        def test_strict(): pass
+        """
+    )
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_marker_installs_mocks_and_enables_kinds(pytester: pytest.Pytester) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        """
+        import pytest
+        import shopapp
+        from pytest_cachemock import MockBackend, Stats, global_stats
+
+        @pytest.mark.cachemock
+        def test_bare_marker():
+            assert isinstance(shopapp.pages.backend, MockBackend)
+            assert shopapp.USE_REAL_PRICES is False
+            shopapp.render("a")
+            assert global_stats.pages == Stats(puts=1, misses=1)
+
+        @pytest.mark.cachemock(enable=("prices",))
+        def test_enable_tuple():
+            assert shopapp.USE_REAL_PRICES is True
+
+        @pytest.mark.cachemock(enable="prices")
+        def test_enable_one_string(patch_caches):
+            assert shopapp.USE_REAL_PRICES is True
+            assert patch_caches.active
+
+        @pytest.mark.cachemock(isolation="thread")
+        def test_isolation_thread():
+            assert shopapp.USE_REAL_PRICES is False
+
+        def test_unmarked_is_untouched():
+            assert shopapp.pages.backend is shopapp.pages.real_backend
+            assert shopapp.USE_REAL_PRICES is True
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=5)
+
+
+def test_closest_marker_wins(pytester: pytest.Pytester) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        """
+        import pytest
+        import shopapp
+
+        pytestmark = pytest.mark.cachemock(enable=["prices"])
+
+        def test_module_marker():
+            assert shopapp.USE_REAL_PRICES is True
+
+        @pytest.mark.cachemock(enable=())
+        def test_function_marker_overrides_module():
+            assert shopapp.USE_REAL_PRICES is False
+
+        @pytest.mark.cachemock()
+        class TestClass:
+            def test_class_marker_overrides_module(self):
+                assert shopapp.USE_REAL_PRICES is False
+
+            @pytest.mark.cachemock(enable=["prices"])
+            def test_method_marker_overrides_class(self):
+                assert shopapp.USE_REAL_PRICES is True
+
+        class TestClassMark:
+            pytestmark = [pytest.mark.cachemock(enable=[])]
+
+            def test_class_pytestmark(self):
+                assert shopapp.USE_REAL_PRICES is False
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=5)
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        (
+            'cachemock("prices")',
+            "@pytest.mark.cachemock takes keyword arguments only (enable=..., isolation=...),"
+            " got ('prices',)",
+        ),
+        ("cachemock(enabled=['prices'])", "*unexpected keyword argument 'enabled'"),
+        (
+            "cachemock(isolation='process')",
+            "isolation='process' is not available; this version has 'thread'*",
+        ),
+        ("cachemock(isolation='nonsense')", "isolation='nonsense' is not available*"),
+        (
+            "cachemock(enable=['price'])",
+            "unknown cache kind 'price'. Did you mean 'prices'? Known kinds: *prices*",
+        ),
+    ],
+)
+def test_invalid_marker_is_a_usage_error(
+    pytester: pytest.Pytester, marker: str, message: str
+) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_marked():
+            pass
+
+        def test_other():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ ERROR at setup of test_marked _*",
+            f"E*UsageError: test_*.py::test_marked: *{message}",
+        ]
+    )
+
+
+def test_unknown_kind_in_enable_is_an_error(pytester: pytest.Pytester) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        """
+        def test_enable(patch_caches):
+            patch_caches.enable("pagez")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["E*UnknownKindUsageError: unknown cache kind 'pagez'. Did you mean 'pages'?*"]
+    )
+
+
+def test_autouse_applies_the_plugin_to_every_test(pytester: pytest.Pytester) -> None:
+    make_app(pytester, ini=PRICES_INI + "cachemock_autouse = true\n")
+    pytester.makepyfile(
+        """
+        import unittest
+        import pytest
+        import shopapp
+        from pytest_cachemock import MockBackend, Stats, global_stats
+
+        def test_plain_function():
+            assert isinstance(shopapp.pages.backend, MockBackend)
+            assert shopapp.USE_REAL_PRICES is False
+            shopapp.render("a")
+            assert global_stats.pages == Stats(puts=1, misses=1)
+
+        def test_next_one_starts_clean():
+            assert global_stats.pages == Stats()
+
+        @pytest.mark.cachemock(enable=["prices"])
+        def test_marker_still_configures():
+            assert shopapp.USE_REAL_PRICES is True
+
+        class TestCase(unittest.TestCase):
+            def test_unittest_too(self):
+                self.assertIsInstance(shopapp.pages.backend, MockBackend)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=4)
+    pytester.makeini(PRICES_INI + "cachemock_autouse = false\n")
+    pytester.runpytest().assert_outcomes(passed=2, failed=2)
