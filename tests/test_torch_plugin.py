@@ -1,0 +1,231 @@
+"""The ``torch`` profile as users meet it: pytest runs (in subprocesses, since the profile is
+loaded at configure time) with the ini line or the option, and PyTorch-style unittest suites
+that import our ``PatchCaches`` instead of torch's, under pytest and under ``python -m
+unittest``, with no configuration at all."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = [
+    pytest.mark.torch,
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch"),
+]
+
+HYGIENE = """
+import pytest
+import torch._inductor.remote_cache as rc
+from torch._inductor import config
+
+from pytest_cachemock import Stats
+
+FLAGS = ("fx_graph_cache", "fx_graph_remote_cache", "autotune_local_cache",
+         "autotune_remote_cache", "bundled_autotune_remote_cache")
+CLASSES = ("LocalAutotuneCache", "RemoteAutotuneCache", "RemoteBundledAutotuneCache",
+           "RemoteFxGraphCache", "RemoteAOTAutogradCache", "RemoteDynamoPGOCache")
+
+
+def state():
+    flags = {f: (config._config[f].user_override.get(), config._config[f].hide) for f in FLAGS}
+    return flags | {c: vars(getattr(rc, c)).get("backend_override_cls") for c in CLASSES}
+
+
+REAL = state()
+REAL_VALUES = [getattr(config, f) for f in FLAGS]
+
+
+def test_1_plugin(patch_caches, global_stats):
+    assert [getattr(config, f) for f in FLAGS] == [False] * 5
+    assert [getattr(rc, c).backend_override_cls.cachemock_kind for c in CLASSES] == [
+        "autotune_local", "autotune_remote", "bundled_autotune", "fx_graph", "aot_autograd",
+        "dynamo_pgo"]
+    patch_caches.enable("fx_graph")
+    assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (True, True)
+    config.autotune_remote_cache = True  # a plain assignment is undone too
+    cache = rc.RemoteFxGraphCache("fx-graph-v1")
+    assert cache.get("k") is None
+    cache.put("k", {"v": 1})
+    assert global_stats.fx_graph == Stats(puts=1, misses=1)
+    assert dict(global_stats.fx_graph.cache) == {"pt2:fx-graph-v1::k:c1": b'{"v": 1}'}
+
+
+def test_2_no_plugin_sees_the_real_configuration():
+    assert state() == REAL
+    assert [getattr(config, f) for f in FLAGS] == REAL_VALUES
+    assert rc.RemoteFxGraphCache.backend_override_cls is None
+
+
+@config.patch(fx_graph_remote_cache=True)
+def test_3_config_patch_decorator(global_stats):
+    assert config.fx_graph_remote_cache is True and config.fx_graph_cache is False
+    rc.RemoteDynamoPGOCache("dynamo-pgo").put("job", [1])
+    assert global_stats.dynamo_pgo == Stats(puts=1)
+
+
+@pytest.mark.cachemock(enable=["autotune_remote", "bundled_autotune"])
+def test_4_marker_and_a_failure():
+    assert config.autotune_remote_cache is True
+    assert config.bundled_autotune_remote_cache is True and config.autotune_local_cache is True
+    assert config.fx_graph_cache is False
+    rc.RemoteAutotuneCache("autotune").get("missing")
+    assert False, "on purpose"
+
+
+def test_5_no_plugin_again():
+    assert state() == REAL
+    assert [getattr(config, f) for f in FLAGS] == REAL_VALUES
+"""
+
+
+@pytest.mark.parametrize(
+    "how", ["ini", "option"], ids=["ini cachemock_profiles", "option --cachemock-profile"]
+)
+def test_hygiene_under_pytest(pytester: pytest.Pytester, how: str) -> None:
+    pytester.makepyfile(test_hygiene=HYGIENE)
+    if how == "ini":
+        pytester.makeini("[pytest]\ncachemock_profiles = torch\n")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    else:
+        pytester.makeini("[pytest]\n")
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--cachemock-profile=torch"
+        )
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- cachemock (call) -*",
+            "Cache stats:",
+            "  autotune_remote * puts=0, hits=0, misses=1",
+            "*AssertionError: on purpose",
+        ]
+    )
+
+
+def test_profile_without_torch_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import sys\nsys.modules['torch'] = None  # torch is not installed\n")
+    pytester.makeini("[pytest]\ncachemock_profiles = torch\n")
+    pytester.makepyfile("def test_nothing(): pass\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: cachemock: ini option cachemock_profiles ('torch'): the 'torch' profile needs "
+            "PyTorch, which cannot be imported (*); pip install torch, or drop 'torch' from "
+            "cachemock_profiles / --cachemock-profile"
+        ]
+    )
+
+
+# test_pgo.py's remote test and the shape of test_codecache.py's remote tests, with the
+# import of torch._inductor.mock_cache replaced by ours. No profile is configured anywhere.
+PYTORCH_STYLE = """
+import contextlib
+import unittest
+
+import torch
+import torch._dynamo.config
+import torch._inductor.remote_cache as rc
+import torch.compiler.config
+from torch._dynamo.testing import CompileCounter
+from torch._inductor import config
+from torch._inductor.utils import clear_caches, fresh_cache
+
+from pytest_cachemock import PatchCaches, Stats, global_stats
+
+
+class PgoTest(unittest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self._test_stack = contextlib.ExitStack()
+        self._test_stack.enter_context(torch.compiler.config.patch(job_id=self.id()))
+        self._test_stack.enter_context(config.patch(compile_threads=1))
+        self._test_stack.enter_context(fresh_cache())
+        PatchCaches.setUp()
+
+    def tearDown(self):
+        super().tearDown()
+        torch._dynamo.reset()
+        self._test_stack.close()
+        PatchCaches.tearDown()
+
+    def reset(self):
+        torch._dynamo.reset()
+        clear_caches()
+
+    @torch._dynamo.config.patch(
+        automatic_dynamic_remote_pgo=True, automatic_dynamic_local_pgo=False
+    )
+    def test_remote_basic(self):
+        cnts = CompileCounter()
+
+        @torch.compile(backend=cnts, fullgraph=True)
+        def f(x):
+            return x * 2
+
+        with PatchCaches():
+            f(torch.randn(2, 3))
+            f(torch.randn(2, 4))
+            self.assertEqual(cnts.frame_count, 2)
+            self.assertEqual(global_stats.dynamo_pgo, Stats(2, 0, 1))
+
+            self.reset()
+            cnts.clear()
+
+            f(torch.randn(2, 5))
+            f(torch.randn(2, 6))
+            self.assertEqual(cnts.frame_count, 1)
+            self.assertEqual(global_stats.dynamo_pgo, Stats(2, 1, 1))
+
+            self.reset()
+            cnts.clear()
+
+            with torch.compiler.config.patch({"cache_key_tag": "test"}):
+                f(torch.randn(2, 7))
+                f(torch.randn(2, 8))
+                self.assertEqual(cnts.frame_count, 2)
+                self.assertEqual(global_stats.dynamo_pgo, Stats(4, 1, 2))
+        self.assertEqual(global_stats.dynamo_pgo.num_put, 4)  # readable after the block
+        self.assertEqual(len(global_stats.dynamo_pgo.cache), 2)
+
+    @config.patch({"fx_graph_remote_cache": True})
+    def test_flags_the_test_set_survive_the_block(self):
+        with PatchCaches():
+            self.assertIs(config.fx_graph_remote_cache, True)
+            self.assertIs(config.fx_graph_cache, False)  # setUp() turned it off
+            cache = rc.RemoteFxGraphCache("fx-graph-v1")
+            cache.put("k", {"v": 1})
+            self.assertEqual(cache.get("k"), {"v": 1})
+        self.assertEqual(global_stats.fx_graph, Stats(1, 1, 0))
+        self.assertEqual(list(global_stats.fx_graph.cache), ["pt2:fx-graph-v1::k:c1"])
+        self.assertIsNone(rc.RemoteFxGraphCache.backend_override_cls)
+
+
+if __name__ == "__main__":
+    unittest.main()
+"""
+
+
+def test_pytorch_style_suite_under_unittest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_pytorch_style=PYTORCH_STYLE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "unittest", "-v", "test_pytorch_style"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Ran 2 tests" in proc.stderr
+
+
+def test_pytorch_style_suite_under_pytest_without_configuration(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_pytorch_style=PYTORCH_STYLE)
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

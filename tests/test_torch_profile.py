@@ -1,0 +1,282 @@
+"""The ``torch`` profile's parts against the installed PyTorch, without compiling anything.
+
+torch is imported inside the tests, so collecting this module (or deselecting it with
+``-m "not torch"``) costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import warnings
+from typing import Any
+
+import pytest
+
+from pytest_cachemock import PatchCaches, Stats, global_stats
+from pytest_cachemock.kinds import KindConfigError, Registry
+
+pytestmark = [
+    pytest.mark.torch,
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch"),
+]
+
+FLAGS = (
+    "fx_graph_cache",
+    "fx_graph_remote_cache",
+    "autotune_local_cache",
+    "autotune_remote_cache",
+    "bundled_autotune_remote_cache",
+)
+
+
+def torch_registry() -> Registry:
+    registry = Registry()
+    registry.load_profile("torch", "test")
+    return registry
+
+
+def raw_state(config: Any, name: str) -> tuple[object, bool]:
+    """What torch's config holds for ``name``: the raw user override and the hidden mark."""
+    entry = config._config[name]
+    return entry.user_override.get(), entry.hide
+
+
+def test_kinds_targets_and_switches() -> None:
+    import torch._inductor.remote_cache as rc
+    from torch._inductor import config
+
+    from pytest_cachemock.integrations.torch import TorchConfigSwitch
+
+    kinds = torch_registry().declared()  # kinds() adds kinds other tests' classes declare
+    # OSS torch has no target for "triton" (it is fbcode-only), so the kind is not declared.
+    assert list(kinds) == [
+        "autotune_local",
+        "autotune_remote",
+        "bundled_autotune",
+        "fx_graph",
+        "aot_autograd",
+        "dynamo_pgo",
+    ]
+    targets = {name: [t.obj for t in kind.targets] for name, kind in kinds.items()}
+    assert targets == {
+        "autotune_local": [rc.LocalAutotuneCache],
+        "autotune_remote": [rc.RemoteAutotuneCache],
+        "bundled_autotune": [rc.RemoteBundledAutotuneCache],
+        "fx_graph": [rc.RemoteFxGraphCache],
+        "aot_autograd": [rc.RemoteAOTAutogradCache],
+        "dynamo_pgo": [rc.RemoteDynamoPGOCache],
+    }
+    switches = {name: [s.name for s in kind.switches] for name, kind in kinds.items()}  # type: ignore[attr-defined]
+    assert switches == {
+        "autotune_local": ["autotune_local_cache"],
+        "autotune_remote": ["autotune_remote_cache"],
+        "bundled_autotune": ["bundled_autotune_remote_cache", "autotune_local_cache"],
+        "fx_graph": ["fx_graph_cache", "fx_graph_remote_cache"],
+        "aot_autograd": [],
+        "dynamo_pgo": [],
+    }
+    every = [s for kind in kinds.values() for s in kind.switches]
+    assert all(isinstance(s, TorchConfigSwitch) and s.config is config for s in every)
+    assert "torch 2." in kinds["fx_graph"].origin
+
+
+def test_mock_is_torchs_backend_and_stores_the_encoded_json() -> None:
+    import torch._inductor.remote_cache as rc
+
+    registry = torch_registry()
+
+    def counts(name: str) -> tuple[int, int, int, int]:
+        stat = rc.cache_stats._stats.get(name, rc._CacheStat())
+        return (stat.put, stat.hit, stat.miss, stat.exception)
+
+    before = {name: counts(name) for name in ("RemoteFxGraphCache", "fx_graph")}
+    with PatchCaches(registry=registry) as patch:
+        cache = rc.RemoteFxGraphCache("fx-graph-v1")
+        assert isinstance(cache.backend, rc.RemoteCacheBackend)
+        assert cache.get("k") is None
+        cache.put("k", {"graph": [1, 2]})
+        assert cache.get("k") == {"graph": [1, 2]}
+        # What torch handed the backend: its key format and its JSON serde's bytes.
+        assert dict(patch.entries("fx_graph")) == {"pt2:fx-graph-v1::k:c1": b'{"graph": [1, 2]}'}
+        assert global_stats.fx_graph == Stats(puts=1, hits=1, misses=1)
+        # torch's own counters kept counting, for the controller and (as torch's mock) the kind.
+        for name, old in before.items():
+            assert [n - o for n, o in zip(counts(name), old)] == [1, 1, 1, 0]
+        # Faults armed on the kind reach torch, which counts them as exceptions.
+        patch.fail("fx_graph", on="get", times=1)
+        with pytest.raises(ConnectionError, match="injected failure on get of kind 'fx_graph'"):
+            cache.get("k")
+        assert global_stats.fx_graph == Stats(1, 1, 1, errors=1)
+        assert counts("fx_graph")[3] - before["fx_graph"][3] == 1
+        patch.seed("dynamo_pgo", {"pt2:dynamo-pgo::job::c1": json.dumps([1]).encode()})
+        assert rc.RemoteDynamoPGOCache("dynamo-pgo").get("job:") == [1]
+    assert rc.RemoteFxGraphCache.backend_override_cls is None
+    assert rc.LocalAutotuneCache.backend_override_cls is None
+    assert global_stats.fx_graph == Stats(1, 1, 1, errors=1)  # readable after the block
+
+
+def test_switch_restores_no_override_exactly() -> None:
+    from torch._inductor import config
+
+    from pytest_cachemock.integrations.torch import TorchConfigSwitch
+
+    name = "bundled_autotune_remote_cache"  # part of the FX graph cache key's config hash
+    before = raw_state(config, name)
+    hash_before = config.get_hash()
+    switch = TorchConfigSwitch(config, name, "test")
+    undo = switch.set(True)
+    assert getattr(config, name) is True
+    assert config.get_hash() != hash_before
+    undo()  # type: ignore[operator]
+    assert raw_state(config, name) == before
+    assert config.get_hash() == hash_before
+
+
+def test_setup_teardown_leave_no_assignment_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unlike torch's own tearDown(), which leaves every flag assigned its old value."""
+    from torch._inductor import config, mock_cache
+
+    from pytest_cachemock import patching
+
+    monkeypatch.setattr(patching, "default_registry", torch_registry())
+    before = config.codegen_config()
+    PatchCaches.setUp()
+    PatchCaches.tearDown()
+    assert config.codegen_config() == before
+    saved = {name: raw_state(config, name) for name in FLAGS}
+    try:
+        mock_cache.PatchCaches.setUp()
+        mock_cache.PatchCaches.tearDown()
+        assert "torch._inductor.config.fx_graph_cache = True" in config.codegen_config()
+    finally:
+        for name, (value, hidden) in saved.items():
+            setattr(config, name, False)  # marks torch's cached config dicts stale
+            config._config[name].user_override.set(value)
+            config._config[name].hide = hidden
+    assert config.codegen_config() == before
+
+
+def test_switch_restores_an_override_and_a_hidden_flag() -> None:
+    from torch._inductor import config
+
+    from pytest_cachemock.integrations.torch import TorchConfigSwitch
+
+    switch = TorchConfigSwitch(config, "autotune_remote_cache", "test")
+    with config.patch(autotune_remote_cache=True):
+        undo = switch.set(False)
+        assert config.autotune_remote_cache is False
+        undo()  # type: ignore[operator]
+        assert raw_state(config, "autotune_remote_cache") == (True, False)
+    # torch's own PatchCaches.tearDown() deletes flags; a deleted flag is hidden, and stays so.
+    saved = raw_state(config, "autotune_remote_cache")
+    try:
+        delattr(config, "autotune_remote_cache")
+        hidden = raw_state(config, "autotune_remote_cache")
+        undo = switch.set(False)
+        assert config.autotune_remote_cache is False
+        undo()  # type: ignore[operator]
+        assert raw_state(config, "autotune_remote_cache") == hidden
+        assert not hasattr(config, "autotune_remote_cache")
+    finally:
+        config.autotune_remote_cache = False  # marks torch's cached config dicts stale
+        entry = config._config["autotune_remote_cache"]
+        entry.user_override.set(saved[0])
+        entry.hide = saved[1]
+    with pytest.raises(KindConfigError, match=r"test: torch._inductor.config.no_such_flag"):
+        TorchConfigSwitch(config, "no_such_flag", "test")
+
+
+def test_setup_teardown_and_the_block_keep_flags_the_test_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The seed's shape: setUp() turns the flags off, the test turns some on, then enters."""
+    from torch._inductor import config
+
+    from pytest_cachemock import patching
+
+    registry = torch_registry()
+    monkeypatch.setattr(patching, "default_registry", registry)
+    before = {name: raw_state(config, name) for name in FLAGS}
+    PatchCaches.setUp()
+    try:
+        assert [getattr(config, name) for name in FLAGS] == [False] * 5
+        with config.patch(fx_graph_remote_cache=True), PatchCaches():
+            assert config.fx_graph_remote_cache is True
+            assert config.fx_graph_cache is False
+        with PatchCaches(enable=["autotune_remote"]):
+            assert config.autotune_remote_cache is True
+        assert config.autotune_remote_cache is False
+    finally:
+        PatchCaches.tearDown()
+    assert {name: raw_state(config, name) for name in FLAGS} == before
+    # Without setUp(), entering turns every flag off and enable() turns a kind's flags on.
+    with PatchCaches(registry=registry) as patch:
+        assert [getattr(config, name) for name in FLAGS] == [False] * 5
+        patch.enable("fx_graph")
+        assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (True, True)
+        patch.enable("bundled_autotune")
+        assert (config.bundled_autotune_remote_cache, config.autotune_local_cache) == (True, True)
+    assert {name: raw_state(config, name) for name in FLAGS} == before
+
+
+def test_missing_class_is_reported_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    import torch._inductor.remote_cache as rc
+
+    from pytest_cachemock.integrations import torch as profile
+
+    monkeypatch.delattr(rc, "RemoteDynamoPGOCache")
+    monkeypatch.setattr(profile, "_reported", set())
+    with pytest.warns(profile.TorchProfileWarning) as caught:
+        kinds = torch_registry().declared()
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert f"torch {torch.__version__}" in message
+    assert "'dynamo_pgo'" in message
+    assert "RemoteDynamoPGOCache" in message
+    assert kinds["dynamo_pgo"].targets == []  # declared, read as empty, nothing patched
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch_registry()  # the same torch again: not repeated
+
+
+def test_profile_without_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # what an absent torch looks like
+    with pytest.raises(KindConfigError) as info:
+        Registry().load_profile("torch", "ini option cachemock_profiles ('torch')")
+    message = str(info.value)
+    assert message.startswith("ini option cachemock_profiles ('torch'): the 'torch' profile")
+    assert "pip install torch" in message
+    assert "drop 'torch' from cachemock_profiles" in message
+
+
+def test_autoload_only_once_torch_inductor_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch._inductor  # noqa: F401
+
+    from pytest_cachemock import kinds
+
+    registry = Registry()
+    registry.autoload()
+    assert "fx_graph" in registry.declared()
+    registry.autoload()  # loaded once; a second load would be a duplicate-kind error
+    monkeypatch.setitem(kinds.AUTOLOAD, "torch", "not_imported_anywhere")
+    other = Registry()
+    other.autoload()
+    assert dict(other.declared()) == {}
+
+
+def test_plugin_and_patchcaches_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "import pytest_cachemock.plugin\n"
+        "from pytest_cachemock import PatchCaches, global_stats\n"
+        "PatchCaches.setUp(); PatchCaches.tearDown()\n"
+        "with PatchCaches(): pass\n"
+        "list(global_stats)\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'pytest_cachemock.integrations.torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
