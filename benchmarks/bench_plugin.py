@@ -117,7 +117,14 @@ def bench_ops(n: int, rounds: int) -> dict[str, float]:
 
 
 def bench_install(n: int, rounds: int) -> dict[str, float]:
+    """Enter+exit of ours and of torch's PatchCaches, with and without the config flags.
+
+    torch's ``PatchCaches`` enter+exit installs the mock backends only; its ``setUp()`` and
+    ``tearDown()`` turn the five config flags off and back. Ours does both on entry and exit,
+    so both are timed both ways.
+    """
     from pytest_cachemock import PatchCaches, RemoteCache
+    from pytest_cachemock.kinds import Registry
     from pytest_cachemock.patching import default_registry
 
     results: dict[str, float] = {}
@@ -129,25 +136,30 @@ def bench_install(n: int, rounds: int) -> dict[str, float]:
         mock_cache = None
         print("torch is not installed: skipping the torch PatchCaches column")
     else:
-        try:
-            default_registry.load_profile("torch", "bench_plugin.py")
-            torch_profile = True
-        except Exception as exc:  # the profile may not exist in this version
-            print(f"torch profile not loaded ({exc}); timing six RemoteCache kinds instead")
+        default_registry.load_profile("torch", "bench_plugin.py")
+        torch_profile = True
 
     classes = []
     if not torch_profile:
         for i in range(6):
             classes.append(type(f"Kind{i}", (RemoteCache,), {"kind": f"bench_kind_{i}"}))
-    kinds = default_registry.names()
-    label = "torch profile" if torch_profile else "six RemoteCache kinds"
+    kinds = default_registry.kinds()
+    label = f"{len(kinds)} kinds, " + ("torch profile" if torch_profile else "RemoteCache kinds")
+    targets_only = Registry()
+    for kind in kinds.values():
+        targets_only.add(kind.name, targets=kind.targets, origin="bench")
 
-    def ours(count: int) -> None:
-        for _ in range(count):
-            with PatchCaches():
-                pass
+    def ours(registry: Registry) -> Callable[[int], None]:
+        def run(count: int) -> None:
+            patch = PatchCaches(registry=registry)
+            for _ in range(count):
+                patch.start()
+                patch.stop()
 
-    results[f"ours enter+exit ({len(kinds)} kinds, {label})"] = per_op(ours, n, rounds)
+        return run
+
+    results[f"ours, mocks only ({label})"] = per_op(ours(targets_only), n, rounds)
+    results[f"ours, mocks and switches ({label})"] = per_op(ours(default_registry), n, rounds)
     if mock_cache is not None:
 
         def theirs(count: int) -> None:
@@ -155,7 +167,16 @@ def bench_install(n: int, rounds: int) -> dict[str, float]:
                 with mock_cache.PatchCaches():
                     pass
 
-        results["torch PatchCaches enter+exit"] = per_op(theirs, max(n // 10, 10), rounds)
+        def theirs_full(count: int) -> None:
+            for _ in range(count):
+                mock_cache.PatchCaches.setUp()
+                with mock_cache.PatchCaches():
+                    pass
+                mock_cache.PatchCaches.tearDown()
+
+        m = max(n // 10, 10)
+        results["torch PatchCaches enter+exit"] = per_op(theirs, m, rounds)
+        results["torch PatchCaches setUp+enter+exit+tearDown"] = per_op(theirs_full, m, rounds)
     default_registry.clear()
     return results
 
@@ -228,10 +249,13 @@ def main() -> None:
     inst = bench_install(max(n // 50, 200), rounds)
     print("\nInstall + remove mocks, us per enter+exit:")
     for name, value in inst.items():
-        print(f"  {name:<50} {value / 1000:8.1f}")
-    values = list(inst.values())
-    if len(values) == 2:
-        print(f"  torch/ours: {values[1] / values[0]:.1f}  (budget >= 10)")
+        print(f"  {name:<52} {value / 1000:8.1f}")
+    names = list(inst)
+    if len(names) == 4:
+        mocks_only = inst[names[2]] / inst[names[0]]
+        with_switches = inst[names[3]] / inst[names[1]]
+        print(f"  torch/ours, mocks only:        {mocks_only:.1f}  (budget >= 10)")
+        print(f"  torch/ours, with the switches: {with_switches:.1f}")
 
     suite = bench_suite(tests, suite_rounds)
     print(f"\nA suite of {tests} trivial tests, best of {suite_rounds} runs:")

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, Callable, Union
 
 from . import discovery
@@ -190,6 +190,11 @@ class Switch:
 
     origin: str = ""
 
+    @property
+    def key(self) -> Hashable:
+        """Switches with equal keys are one flag, set once per ``PatchCaches``."""
+        return self
+
     def set(self, on: bool) -> Undo:
         raise NotImplementedError
 
@@ -199,6 +204,10 @@ class AttributeSwitch(Switch):
         self.obj = obj
         self.attr = attr
         self.origin = origin
+
+    @property
+    def key(self) -> Hashable:
+        return (id(self.obj), self.attr)
 
     def set(self, on: bool) -> Undo:
         return _set(self.obj, self.attr, on)
@@ -215,6 +224,10 @@ class EnvSwitch(Switch):
             raise KindConfigError(f"{origin}: {name!r} is not an environment variable name")
         self.name = name
         self.origin = origin
+
+    @property
+    def key(self) -> Hashable:
+        return ("env", self.name)
 
     def set(self, on: bool) -> Undo:
         old = os.environ.get(self.name)

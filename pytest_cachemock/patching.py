@@ -8,14 +8,14 @@ pytest fixture ``patch_caches`` is an entered ``PatchCaches``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Callable, ClassVar
 
 from typing_extensions import Self
 
 from . import counters
-from .kinds import CacheKind, KindConfigError, Registry, Undo, restore
+from .kinds import CacheKind, KindConfigError, Registry, Switch, Undo, restore
 from .mock import Fault, KindRecord, current_store
 from .stats import KindStats, Stats, closest, render_report
 
@@ -98,14 +98,22 @@ class PatchCaches:
         # Under setUp() (the seed's way) switches are the test's business: setUp() turned them
         # off, the test may have turned some on (torch's config.patch) before entering.
         keep = bool(PatchCaches._switch_stack)
+        # A flag shared by several kinds (torch's autotune_local_cache) is set once: on when
+        # any of its kinds is enabled, whatever the order of the kinds.
+        switches: dict[Hashable, tuple[Switch, bool]] = {}
+        for kind in kinds.values():
+            on = kind.name in self._enable
+            for switch in kind.switches:
+                seen = switches.get(switch.key)
+                if seen is None or (on and not seen[1]):
+                    switches[switch.key] = (switch, on)
         try:
             for kind in kinds.values():
                 for target in kind.targets:
                     undos.append(target.install(kind.name))
-                on = kind.name in self._enable
+            for switch, on in switches.values():
                 if on or not keep:
-                    for switch in kind.switches:
-                        undos.append(switch.set(on))
+                    undos.append(switch.set(on))
         except BaseException:
             _undo_all(undos)
             raise

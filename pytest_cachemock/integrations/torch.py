@@ -11,6 +11,7 @@ import contextvars
 import functools
 import importlib
 import warnings
+from collections.abc import Hashable
 from typing import Any, Callable
 
 from ..kinds import KindConfigError, Registry, Switch, Target, Undo
@@ -154,6 +155,10 @@ class TorchConfigSwitch(Switch):
         entry = entries.get(name) if isinstance(entries, dict) else None
         # Older or foreign config modules: fall back to plain getattr/setattr.
         self._entry = entry if hasattr(entry, "user_override") else None
+
+    @property
+    def key(self) -> Hashable:
+        return (id(self.config), self.name)
 
     def _read(self) -> tuple[object, object]:
         assert self._entry is not None
