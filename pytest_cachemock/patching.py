@@ -22,6 +22,7 @@ from .stats import KindStats, Stats, closest, render_report
 __all__ = ["PatchCaches", "default_registry", "known_kinds"]
 
 ISOLATION_MODES = ("thread",)
+SWITCH_MODES = ("keep", "off")
 FAULT_OPS = ("get", "put", "both")
 
 # The registry a bare ``PatchCaches()`` uses; the pytest plugin fills its declared kinds.
@@ -57,8 +58,11 @@ class PatchCaches:
     """Mock every cache kind for the duration of a ``with`` block (or between start and stop).
 
     Entering resets the store, installs a mock backend at every target of every kind and turns
-    every switch off (kinds in ``enable`` on). Leaving restores everything, in reverse order,
-    also when the block raised; stats and entries stay readable until the next entry.
+    the switches of the kinds in ``enable`` on. With ``switches="off"`` it also turns every
+    other switch off, as the ``patch_caches`` fixture does; the default, ``"keep"``, leaves
+    them as they are, as the seed's ``PatchCaches`` does (its ``setUp()`` turns them off).
+    Leaving restores everything, in reverse order, also when the block raised; stats and
+    entries stay readable until the next entry.
     """
 
     _switch_stack: ClassVar[list[list[Undo]]] = []
@@ -68,14 +72,21 @@ class PatchCaches:
         *,
         enable: Iterable[str] = (),
         isolation: str = "thread",
+        switches: str = "keep",
         registry: Registry | None = None,
     ) -> None:
+        if switches not in SWITCH_MODES:
+            raise ValueError(
+                f"switches={switches!r}: choose 'off' (turn every real cache off) or 'keep' "
+                "(leave the switches as they are; kinds in enable are turned on either way)"
+            )
         if isolation not in ISOLATION_MODES:
             raise ValueError(
                 f"isolation={isolation!r} is not available; this version has "
                 f"{', '.join(map(repr, ISOLATION_MODES))} (process and shared come later)"
             )
         self.isolation = isolation
+        self.switches = switches
         self.registry = registry if registry is not None else default_registry
         self._enable = tuple(enable)
         self._undos: list[Undo] = []
@@ -95,9 +106,7 @@ class PatchCaches:
         store = current_store()
         store.reset()
         undos: list[Undo] = []
-        # Under setUp() (the seed's way) switches are the test's business: setUp() turned them
-        # off, the test may have turned some on (torch's config.patch) before entering.
-        keep = bool(PatchCaches._switch_stack)
+        keep = self.switches == "keep"
         # A flag shared by several kinds (torch's autotune_local_cache) is set once: on when
         # any of its kinds is enabled, whatever the order of the kinds.
         switches: dict[Hashable, tuple[Switch, bool]] = {}
@@ -156,8 +165,8 @@ class PatchCaches:
     def setUp(cls) -> None:
         """Turn every switch off (as the seed's ``PatchCaches.setUp``); nests safely.
 
-        Until the matching ``tearDown()``, entering a ``PatchCaches`` leaves switches as they
-        are (its ``enable`` still turns kinds on), as the seed's context manager does.
+        The matching ``tearDown()`` restores them. Tests may turn flags on in between (torch's
+        ``config.patch``); entering a ``PatchCaches`` leaves them as they are.
         """
         default_registry.autoload()
         undos: list[Undo] = []

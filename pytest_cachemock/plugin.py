@@ -135,7 +135,7 @@ def patch_caches(request: pytest.FixtureRequest) -> Generator[PatchCaches, None,
             ) from None
     last_mismatch(clear=True)
     try:
-        patch = PatchCaches(**options)
+        patch = PatchCaches(switches="off", **options)
         patch.start()
     except (ValueError, KindConfigError) as exc:
         raise pytest.UsageError(f"{request.node.nodeid}: cachemock: {exc}") from None

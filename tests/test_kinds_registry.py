@@ -29,9 +29,9 @@ def test_a_flag_shared_by_two_kinds_is_on_when_either_is_enabled() -> None:
         registry = Registry()
         registry.add("first", switches=[(settings, "shared_cache")], origin="test")
         registry.add("second", switches=[(settings, "shared_cache")], origin="test")
-        with PatchCaches(registry=registry):
+        with PatchCaches(registry=registry, switches="off"):
             assert settings.shared_cache is False
-        with PatchCaches(registry=registry, enable=[enabled]):
+        with PatchCaches(registry=registry, enable=[enabled], switches="off"):
             assert settings.shared_cache is True  # whichever kind comes last in the registry
         assert settings.shared_cache is True  # restored
         assert "shared_cache" not in vars(settings)

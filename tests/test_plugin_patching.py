@@ -193,7 +193,7 @@ def registry() -> Registry:
 def test_context_manager_start_stop(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CACHEMOCK_TEST_FLAG", "orig")
     real = _Holder.backend
-    patch = PatchCaches(registry=registry)
+    patch = PatchCaches(registry=registry, switches="off")
     assert not patch.active
     with patch as entered:
         assert entered is patch
@@ -214,7 +214,7 @@ def test_context_manager_start_stop(registry: Registry, monkeypatch: pytest.Monk
     assert patch.stats()["patch_holder"] == Stats(puts=1)  # readable after exit
     patch.stop()  # stopping twice is harmless
     # start()/stop() and enable() before start.
-    patch = PatchCaches(registry=registry)
+    patch = PatchCaches(registry=registry, switches="off")
     patch.enable("patch_holder")
     patch.start()
     try:
@@ -227,9 +227,9 @@ def test_context_manager_start_stop(registry: Registry, monkeypatch: pytest.Monk
 
 def test_nested_patchcaches_restore_in_order(registry: Registry) -> None:
     real = _Holder.backend
-    with PatchCaches(registry=registry, enable=["patch_holder"]):
+    with PatchCaches(registry=registry, enable=["patch_holder"], switches="off"):
         outer = _Holder.backend
-        with PatchCaches(registry=registry):
+        with PatchCaches(registry=registry, switches="off"):
             assert _Holder.backend is not outer
             assert _Holder.flag is False
         assert _Holder.backend is outer
@@ -243,7 +243,7 @@ def test_failure_while_installing_undoes_what_was_installed(registry: Registry) 
     broken = _Broken()
     registry.add("patch_broken", targets=[Target.override(broken, "test")], origin="test")
     with pytest.raises(RuntimeError, match="cannot patch me"):
-        PatchCaches(registry=registry).start()
+        PatchCaches(registry=registry, switches="off").start()
     assert _Holder.backend is real
     assert _Holder.flag is True
 
@@ -263,7 +263,7 @@ def test_failing_restore_still_restores_the_rest() -> None:
     registry._declared["k1"] = CacheKind("k1", switches=[AttributeSwitch(holder, "a", "t")])
     registry._declared["k2"] = CacheKind("k2", switches=[Sw(holder, "x", "t")])
     registry._declared["k3"] = CacheKind("k3", switches=[AttributeSwitch(holder, "b", "t")])
-    patch = PatchCaches(registry=registry).start()
+    patch = PatchCaches(registry=registry, switches="off").start()
     assert (holder.a, holder.b) == (False, False)
     with pytest.raises(OSError, match="restore failed"):
         patch.stop()
@@ -305,7 +305,7 @@ def test_stores_are_per_thread() -> None:
     registry.add("patch_threaded", targets=[Threaded], origin="test")
     cache = Threaded(namespace="patch_threaded")
     seen: list[Stats] = []
-    with PatchCaches(registry=registry) as patch:
+    with PatchCaches(registry=registry, switches="off") as patch:
         cache.put("main", 1)
 
         def work() -> None:
@@ -326,3 +326,16 @@ def test_env_switch_name_is_checked() -> None:
 
     with pytest.raises(KindConfigError, match="here: 'A=B' is not an environment variable"):
         EnvSwitch("A=B", "here")
+
+
+def test_bare_patchcaches_keeps_switches_as_the_seed_does(registry: Registry) -> None:
+    real = _Holder.backend
+    with PatchCaches(registry=registry):
+        assert _Holder.backend is not real  # mocked
+        assert _Holder.flag is True  # the switch left as it was
+    with PatchCaches(registry=registry, switches="off"):
+        assert _Holder.flag is False
+    with pytest.raises(ValueError, match="switches='on'"):
+        PatchCaches(switches="on")
+    assert _Holder.backend is real
+    assert _Holder.flag is True

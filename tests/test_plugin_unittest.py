@@ -50,7 +50,7 @@ class CacheMockTestCase(unittest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.caches = PatchCaches(enable=self.enable).start()
+        self.caches = PatchCaches(enable=self.enable, switches="off").start()
         self.addCleanup(self.caches.stop)
 
 

@@ -212,8 +212,14 @@ def test_setup_teardown_and_the_block_keep_flags_the_test_set(
     finally:
         PatchCaches.tearDown()
     assert {name: raw_state(config, name) for name in FLAGS} == before
-    # Without setUp(), entering turns every flag off and enable() turns a kind's flags on.
-    with PatchCaches(registry=registry) as patch:
+    # Without setUp(), a bare PatchCaches leaves the flags as the test set them (the seed's
+    # context manager, and PyTorch's AOTAutograd remote-cache tests, rely on it)...
+    with config.patch(fx_graph_remote_cache=True), PatchCaches(registry=registry):
+        assert config.fx_graph_remote_cache is True
+    # (torch's own config.patch restores the value, not the raw "no override" state)
+    before = {name: raw_state(config, name) for name in FLAGS}
+    # ...and switches="off" (what the fixture does) turns every flag off, enable() on.
+    with PatchCaches(registry=registry, switches="off") as patch:
         assert [getattr(config, name) for name in FLAGS] == [False] * 5
         patch.enable("fx_graph")
         assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (True, True)
