@@ -151,7 +151,7 @@ def bench_install(n: int, rounds: int) -> dict[str, float]:
 
     def ours(registry: Registry) -> Callable[[int], None]:
         def run(count: int) -> None:
-            patch = PatchCaches(registry=registry)
+            patch = PatchCaches(registry=registry, switches="off")  # as the fixture does
             for _ in range(count):
                 patch.start()
                 patch.stop()
