@@ -87,9 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
             place = f"{where.co_filename}:{where.co_firstlineno}" if where else impl.plugin_name
             with registry.declaring(f"hook pytest_cachemock_register_kinds in {place}"):
                 impl.function(registry=registry)
-    except KindConfigError as exc:
-        raise pytest.UsageError(f"cachemock: {exc}") from None
-    except ValueError as exc:
+    except ValueError as exc:  # KindConfigError, and bad kind names
         raise pytest.UsageError(f"cachemock: {exc}") from None
     if config.getoption("cachemock_report"):
         summary = Summary()
