@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
-import collections
 import contextlib
 import dataclasses
 import enum
@@ -22,6 +21,7 @@ import itertools
 import json
 import math
 import os
+import queue
 import reprlib
 import sys
 import tempfile
@@ -100,7 +100,43 @@ _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=F
 
 def _text(encoded: object) -> str:
     """The canonical JSON text of an encoded value."""
-    return _canonical(encoded)
+    return _json_of(encoded)
+
+
+# The pieces of that text for plain values, as the C encoder behind _canonical writes them
+# (ensure_ascii strings, int.__repr__, float.__repr__ of finite floats): the fast path of
+# _Fn.args_text must give the very bytes of the general path (tests/test_memoize.py checks).
+_json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_int_repr = int.__repr__
+_float_repr = float.__repr__
+_isfinite = math.isfinite
+
+# The C encoder behind _canonical, made once: JSONEncoder.encode makes one per call. It skips
+# the check for circular values (a cycle ends in RecursionError): _json_of falls back to
+# _canonical on any error, for the error _canonical gives.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_json_chunks: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None, json.JSONEncoder().default, _json_str, None, ":", ",", True, False, False
+    )
+)
+
+
+def _json_of(value: object) -> str:
+    """``_canonical(value)``, faster."""
+    if _json_chunks is not None:
+        try:
+            return "".join(_json_chunks(value, 0))
+        except Exception:
+            pass
+    return _canonical(value)
+
+
+# A JSON scanner with json.loads' defaults (no hooks), called without json.loads' wrapping.
+_decoder: Any = json.JSONDecoder()
+_scan_json: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once
 
 
 def _qualified(obj: Any) -> str:
@@ -221,11 +257,13 @@ class _Fn:
     __slots__ = (
         "_defaults",
         "_names",
+        "_sorted",
         "fn",
         "front",
         "label",
         "mode",
         "params_encoder",
+        "qual_json",
         "qualname",
         "signature",
         "use_front",
@@ -243,6 +281,7 @@ class _Fn:
         self.use_front = use_front and mode != _RECORD
         self.params_encoder = params_encoder
         self.qualname = _qualified(fn)
+        self.qual_json = _canonical(self.qualname)
         self.label = f"{self.qualname}()"
         self.front: dict[object, Any] = {}
         try:
@@ -253,11 +292,16 @@ class _Fn:
         # by hand (anything unusual, including a wrong call, goes through bind()).
         self._names: tuple[str, ...] | None = None
         self._defaults: dict[str, object] = {}
+        # (position, '"name":') in the order the canonical encoding sorts the names.
+        self._sorted: tuple[tuple[int, str], ...] = ()
         if self.signature is not None:
             params = list(self.signature.parameters.values())
             if all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
                 self._names = tuple(p.name for p in params)
                 self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+                self._sorted = tuple(
+                    (self._names.index(name), _json_str(name) + ":") for name in sorted(self._names)
+                )
 
     def _bind_plain(
         self, names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -276,6 +320,48 @@ class _Fn:
                         return None
                     named[name] = self._defaults[name]
         return named
+
+    def args_text(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The canonical text of the encoded arguments when all are plain values, else None.
+
+        The fast path of ``_text(encode_args(...))`` for the common case (a plain signature,
+        no ``params_encoder``, arguments that are str, int, float, bool or None): the text is
+        put together without building the encoding first, and is the same, byte for byte.
+        """
+        names = self._names
+        if names is None or self.params_encoder is not None:
+            return None
+        if not kwargs and len(args) == len(names):
+            values: Any = args
+        else:
+            named = self._bind_plain(names, args, kwargs)
+            if named is None:
+                return None
+            values = [named[name] for name in names]
+        parts = []
+        for pos, prefix in self._sorted:
+            v = values[pos]
+            t = type(v)
+            if t is str:
+                parts.append(prefix + _json_str(v))
+            elif t is int:
+                parts.append(prefix + _int_repr(v))
+            elif t is float and _isfinite(v):
+                parts.append(prefix + _float_repr(v))
+            elif t is bool:
+                parts.append(prefix + ("true" if v else "false"))
+            elif v is None:
+                parts.append(prefix + "null")
+            else:
+                return None
+        return "{" + ",".join(parts) + "}"
+
+    def plain_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+        """``encode_args`` for a call that ``args_text`` took (plain values encode as they are)."""
+        names = self._names
+        if names is not None and not kwargs and len(args) == len(names):
+            return dict(zip(names, args))
+        return self.encode_args(self.label, args, kwargs)
 
     def encode_args(self, where: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
         """The canonical encoding of one call's arguments (defaults applied)."""
@@ -337,14 +423,23 @@ def _call_repr(qualname: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> 
 
 
 class _Flight:
-    """One computation in progress that other threads wait for."""
+    """One computation in progress that other threads wait for.
 
-    __slots__ = ("done", "error", "value")
+    ``running`` is held by the leading thread until the result (or error) is set: waiters
+    acquire and release it (a plain lock costs a tenth of a ``threading.Event``).
+    """
+
+    __slots__ = ("error", "running", "value")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.running = threading.Lock()
+        self.running.acquire()
         self.value: Any = None
         self.error: BaseException | None = None
+
+    def wait(self) -> None:
+        with self.running:
+            pass
 
 
 def _noop() -> None:
@@ -367,7 +462,7 @@ _lock_fds: dict[str, int] = {}
 _lock_fds_guard = threading.Lock()
 
 
-def _range_lock(backend: FileBackend, key: str) -> _Held:
+def _range_lock(path: str, timeout: float, key: str) -> _Held:
     """Lock one byte of ``<directory>/.memoize.lock``, at an offset taken from ``key``.
 
     POSIX record locks belong to the process: threads of one process do not exclude each
@@ -376,7 +471,6 @@ def _range_lock(backend: FileBackend, key: str) -> _Held:
     Waits up to the backend's ``lock_timeout``, polling, then raises FileLockTimeoutError.
     """
     assert fcntl is not None
-    path = os.path.join(os.fspath(backend.directory), _LOCK_FILE)
     fd = _lock_fds.get(path)
     if fd is None:
         with _lock_fds_guard:
@@ -386,7 +480,6 @@ def _range_lock(backend: FileBackend, key: str) -> _Held:
                 _lock_fds[path] = fd
     # Keys end in 32 hex digits of a digest: 40 bits of them spread keys over the file.
     offset = int(key[-10:], 16) if len(key) >= 10 else 0
-    timeout = backend.lock_timeout
     deadline = None
     delay = 0.0005
     while True:
@@ -424,12 +517,13 @@ class _Writer:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: collections.deque[
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue: queue.SimpleQueue[
             tuple[Memoizer, Backend[Any], str, Any, Optional[Callable[[], None]]]
-        ] = collections.deque()
+        ] = queue.SimpleQueue()
         self._pending: dict[tuple[Backend[Any], str], Any] = {}
-        self._busy = False
+        self._outstanding = 0  # submitted and not yet written
         self._thread: threading.Thread | None = None
         self._hooked = False
 
@@ -444,15 +538,15 @@ class _Writer:
         stored: Any,
         release: Callable[[], None] | None,
     ) -> None:
-        with self._cond:
+        with self._lock:
             self._pending[(backend, key)] = stored
-            self._queue.append((memo, backend, key, stored, release))
+            self._outstanding += 1
             if self._thread is None:
                 self._start()
-            self._cond.notify()
+        self._queue.put((memo, backend, key, stored, release))
 
     def _start(self) -> None:
-        # Caller holds the condition.
+        # Caller holds the lock.
         if not self._hooked:
             self._hooked = True
             register = getattr(threading, "_register_atexit", None)
@@ -470,12 +564,9 @@ class _Writer:
         self._thread.start()
 
     def _run(self) -> None:
+        get = self._queue.get
         while True:
-            with self._cond:
-                while not self._queue:
-                    self._cond.wait()
-                memo, backend, key, stored, release = self._queue.popleft()
-                self._busy = True
+            memo, backend, key, stored, release = get()
             try:
                 backend.put(key, stored)
             except Exception as exc:
@@ -486,23 +577,25 @@ class _Writer:
             finally:
                 if release is not None:
                     release()
-                with self._cond:
+                with self._lock:
                     if self._pending.get((backend, key)) is stored:
                         del self._pending[(backend, key)]
-                    self._busy = False
-                    self._cond.notify_all()
+                    self._outstanding -= 1
+                    if not self._outstanding:
+                        self._idle.notify_all()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every submitted entry is written; False when ``timeout`` ran out."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._outstanding, timeout)
 
     def _after_fork(self) -> None:
         # The child has no writer thread; what was queued is the parent's to write.
-        self._cond = threading.Condition(threading.Lock())
-        self._queue.clear()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._queue = queue.SimpleQueue()
         self._pending.clear()
-        self._busy = False
+        self._outstanding = 0
         self._thread = None
 
 
@@ -553,12 +646,19 @@ class Memoizer:
         self.version = version
         self.deterministic = bool(deterministic)
         self.serde: Serde[Any, Any] = serde if serde is not None else JsonSerde()
+        self._json_serde = type(self.serde) is JsonSerde
         self._owns_backend = backend is None
         self._backend: Backend[Any] = backend if backend is not None else MemoryBackend()
+        # On a FileBackend (POSIX): the per-key lock between processes is a byte-range lock
+        # in one file of the directory, and plain stores are written behind (see _store).
+        self._range_lock = fcntl is not None and isinstance(self._backend, FileBackend)
+        self._write_behind = self._range_lock
+        self._lock_path = ""
+        if self._range_lock:
+            directory = cast(FileBackend, self._backend).directory
+            self._lock_path = os.path.join(os.fspath(directory), _LOCK_FILE)
         # A bounded or expiring memory backend must stay the only store, or its limits
         # would not hold; every other backend gets a front.
-        # Plain stores to a FileBackend are written behind (see _store).
-        self._write_behind = fcntl is not None and isinstance(self._backend, FileBackend)
         self._use_front = not (
             isinstance(self._backend, MemoryBackend)
             and (self._backend.max_entries is not None or self._backend.ttl is not None)
@@ -656,7 +756,7 @@ class Memoizer:
         return self._scope_of(context)
 
     def _key(self, scope_id: str, qualname: str, encoded_args: object) -> str:
-        text = _canonical([scope_id, qualname, encoded_args])
+        text = _json_of([scope_id, qualname, encoded_args])
         return f"{self.name}/{scope_id}/{hashlib.sha256(text.encode('utf-8')).hexdigest()[:32]}"
 
     def key_for(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> str:
@@ -825,15 +925,30 @@ class Memoizer:
     def _prepare(
         self, spec: _Fn, args: tuple[Any, ...], kwargs: dict[str, Any], fk: object
     ) -> tuple[str, object, object]:
-        """(key, encoded args, front key) for a call that missed the fast front."""
+        """(key, encoded args, front key) for a call that missed the fast front.
+
+        The encoded arguments are _MISSING when the key came from ``args_text``: only a call
+        that stores needs them (``_Fn.plain_args``).
+        """
         self._override = None  # the override is gone; let its backend go too
-        context_text, scope_id = self._current_scope()
-        encoded = spec.encode_args(spec.label, args, kwargs)
+        if self._context_fn is None:
+            context_text, scope_id = self._context_text, self._scope_id
+        else:
+            context_text, scope_id = self._current_scope()
+        text = spec.args_text(args, kwargs)
+        encoded: object = _MISSING
+        if text is None:
+            encoded = spec.encode_args(spec.label, args, kwargs)
+            text = _text(encoded)
         if fk is None:
-            fk = ("$", _text(encoded))
+            fk = ("$", text)
         if self._context_fn is not None:
             fk = (context_text, fk)
-        return self._key(scope_id, spec.qualname, encoded), encoded, fk
+        # _key() from the text: _canonical([a, b, c]) is "[" + a's text + "," + b's + "," +
+        # c's + "]", and a scope id is hex digits, so its text is itself in quotes.
+        full = f'["{scope_id}",{spec.qual_json},{text}]'
+        digest = hashlib.sha256(full.encode("utf-8")).hexdigest()
+        return f"{self.name}/{scope_id}/{digest[:32]}", encoded, fk
 
     @staticmethod
     def _front_get(spec: _Fn, fk: object) -> Any:
@@ -851,12 +966,13 @@ class Memoizer:
         if spec.mode == _RECORD:
             next(self._counters.miss)
             return self._compute_sync(spec, key, encoded, fk, args, kwargs, lock=False)
-        value = self._front_get(spec, fk)
+        value = spec.front.get(fk, _MISSING) if spec.use_front else _MISSING
         if value is _MISSING:
             value = self._lookup(self._backend, spec, key)
             if value is _MISSING:
                 return self._missed_sync(spec, key, encoded, fk, args, kwargs)
-            self._front_put(spec, fk, value)
+            if spec.use_front:
+                spec.front[fk] = value
         next(self._counters.hit)
         return value
 
@@ -876,7 +992,7 @@ class Memoizer:
             if flight is None:
                 flight = self._flights[key] = _Flight()
         if not leader:
-            flight.done.wait()
+            flight.wait()
             if flight.error is not None:
                 next(self._counters.miss)
                 raise flight.error
@@ -890,7 +1006,7 @@ class Memoizer:
         finally:
             with self._lock:
                 del self._flights[key]
-            flight.done.set()
+            flight.running.release()
         return flight.value
 
     def _compute_sync(
@@ -917,6 +1033,8 @@ class Memoizer:
             if spec.mode != _RECORD:
                 next(self._counters.miss)
             result = spec.fn(*args, **kwargs)
+            if encoded is _MISSING:
+                encoded = spec.plain_args(args, kwargs)
             value = self._store(backend, spec, key, encoded, result, held)
             self._front_put(spec, fk, value)
             return value
@@ -1018,6 +1136,8 @@ class Memoizer:
             if spec.mode != _RECORD:
                 next(self._counters.miss)
             result = await spec.fn(*args, **kwargs)
+            if encoded is _MISSING:
+                encoded = spec.plain_args(args, kwargs)
             value = self._store(backend, spec, key, encoded, result, held)
             self._front_put(spec, fk, value)
             return value
@@ -1054,8 +1174,9 @@ class Memoizer:
         own ``lock(key)`` when it has one.
         """
         try:
-            if self._write_behind:
-                return _range_lock(cast(FileBackend, backend), key)
+            if self._range_lock:
+                disk = cast(FileBackend, backend)
+                return _range_lock(self._lock_path, disk.lock_timeout, key)
             make = getattr(backend, "lock", None)
             if not callable(make):
                 return None
@@ -1083,6 +1204,13 @@ class Memoizer:
 
     def _encode_record(self, spec: _Fn, encoded: object, result: object) -> Any:
         record = {"args": encoded, "fn": spec.qualname, "result": result}
+        if self._json_serde:
+            # What JsonSerde.encode writes (json.dumps with these very options), without
+            # building an encoder per call; anything it refuses goes to the serde for its error.
+            try:
+                return _json_of(record).encode("utf-8")
+            except Exception:
+                pass
         try:
             return self.serde.encode(record)
         except Exception as exc:
@@ -1093,7 +1221,20 @@ class Memoizer:
             ) from exc
 
     def _decode_record(self, stored: Any) -> dict[str, Any] | None:
-        record = self.serde.decode(stored)
+        record: Any = _MISSING
+        if self._json_serde and type(stored) is bytes:
+            # json.loads without its wrapping, for what JsonSerde wrote: strict UTF-8, no BOM,
+            # no whitespace around. Whatever else (or fails) goes to the serde, which gives
+            # json.loads' answer or error.
+            try:
+                text = stored.decode("utf-8")
+                found, end = _scan_json(text, 0)
+                if end == len(text):
+                    record = found
+            except Exception:
+                pass
+        if record is _MISSING:
+            record = self.serde.decode(stored)
         if type(record) is not dict or "result" not in record or "fn" not in record:
             return None
         return cast(dict[str, Any], record)
@@ -1101,7 +1242,9 @@ class Memoizer:
     def _lookup(self, backend: Backend[Any], spec: _Fn, key: str) -> Any:
         """The stored result of ``key``, or _MISSING; backend and decoding errors are misses."""
         try:
-            stored = _writer.pending(backend, key) if self._write_behind else None
+            stored = None
+            if self._write_behind and _writer._pending:
+                stored = _writer.pending(backend, key)
             if stored is None:
                 stored = backend.get(key)
         except Exception as exc:
@@ -1139,8 +1282,10 @@ class Memoizer:
         """Store ``result``; return what callers get (the stored result that won).
 
         On a ``FileBackend`` a plain store is written behind, by a background thread that
-        then releases the key's lock (``held``, handed over): creating a file costs more
-        than the rest of a first call, and the front serves this process meanwhile.
+        then releases the key's lock (``held``, handed over): a first call always creates a
+        file, which costs 20 to 800 us on the ext4 of docs/performance.md (more than the rest
+        of the call), and the front and the writer's pending table serve this process
+        meanwhile. Writing in the caller was measured at about torch's first call; see there.
         """
         stored = self._encode_record(spec, encoded, result)
         record = self._decode_record(stored)

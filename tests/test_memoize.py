@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import hashlib
 import inspect
 import json
 import os
@@ -964,3 +965,214 @@ def test_no_toolkit_module_imports_pytest_or_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     ).stdout
     assert out.split() == ["False", "False"]
+
+
+# -- fast paths agree with the general ones ----------------------------------------------------
+
+PLAIN_VALUES: list[object] = [
+    "",
+    "SKU-00001",
+    "naïve café",
+    "日本語",
+    "emoji 🎉",
+    'quote " backslash \\ slash /',
+    "control \x00\x01\x1f\x7f tab\t newline\n",
+    "\ud800 lone surrogate",
+    "$dollar",
+    "{not: json}",
+    0,
+    1,
+    -1,
+    2**63,
+    -(2**100),
+    10**200,
+    0.0,
+    -0.0,
+    1.0,
+    -1.5,
+    0.1,
+    1e300,
+    -1e-300,
+    5e-324,
+    1.7976931348623157e308,
+    float("inf"),
+    float("-inf"),
+    float("nan"),
+    True,
+    False,
+    None,
+]
+
+
+def canonical_reference(value: object) -> str:
+    """What the general path writes: json.dumps with the canonical options."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def test_fast_argument_text_is_the_general_encoding_byte_for_byte() -> None:
+    from pytest_cachemock import memoize as m
+
+    def f(b: object, a: object, c: object = None, naïve: object = 7) -> None:
+        return None
+
+    spec = m._Fn(f, "memoize", None)
+    values = [*PLAIN_VALUES, [1], (1,), {"a": 1}, b"x", Colour.RED, Path("p")]
+    checked = 0
+    for x in values:
+        for y in PLAIN_VALUES[::3]:
+            for args, kwargs in (
+                ((x, y), {}),
+                ((x, y, y, x), {}),
+                ((x,), {"a": y}),
+                ((), {"a": x, "b": y, "naïve": None}),
+            ):
+                fast = spec.args_text(args, kwargs)
+                general = spec.encode_args(spec.label, args, kwargs)
+                plain = all(
+                    type(v) in (str, int, bool, type(None))
+                    or (type(v) is float and v == v and v not in (float("inf"), float("-inf")))
+                    for v in (*args, *kwargs.values())
+                )
+                if not plain:
+                    assert fast is None, (args, kwargs)
+                    continue
+                assert fast is not None, (args, kwargs)
+                assert fast == canonical_reference(general), (args, kwargs)
+                assert spec.plain_args(args, kwargs) == general
+                checked += 1
+    assert checked > 300
+
+
+def test_keys_from_the_fast_path_are_those_of_key_for(tmp_path: Path) -> None:
+    from pytest_cachemock import memoize as m
+
+    backend = MemoryBackend()
+    memo = Memoizer(kind="fastkeys", backend=backend)
+
+    @memo.memoize
+    def f(x: object, y: object = "d") -> object:
+        return None
+
+    finite = [
+        x for x in PLAIN_VALUES if not (isinstance(x, float) and (x != x or abs(x) == float("inf")))
+    ]
+    for x in finite:
+        f(x)
+        f(x, y=x)
+    for x in finite:
+        assert backend.get(memo.key_for(f, x)) is not None
+        assert backend.get(memo.key_for(f, x, x)) is not None
+    assert len(backend) == 2 * len(finite)  # 0, 0.0, -0.0 and False are all different
+    f("d")
+    f("d", "d")
+    f(y="d", x="d")
+    assert len(backend) == 2 * len(finite) + 1  # the default applied: one entry
+    # The general key text is json.dumps' text of [scope, qualname, encoded args].
+    spec = m._Fn(f, "memoize", None)
+    scope = memo._scope_id
+    text = canonical_reference([scope, spec.qualname, {"x": "é", "y": 1.5}])
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    assert memo.key_for(f, "é", 1.5) == f"fastkeys/{scope}/{digest}"
+
+
+def test_record_json_and_decoding_fast_paths_match_json() -> None:
+    from pytest_cachemock import memoize as m
+
+    memo = Memoizer()
+    records: list[object] = [
+        {"args": {"x": v}, "fn": "mod.f", "result": [v, {"k": v, "a": [None, True]}]}
+        for v in PLAIN_VALUES
+        if not (isinstance(v, float) and (v != v or abs(v) == float("inf")))
+    ]
+    for record in records:
+        stored = m._json_of(record).encode("utf-8")
+        assert stored == canonical_reference(record).encode("utf-8")
+        assert memo._decode_record(stored) == json.loads(stored)
+    # What the fast decoder does not take goes to JsonSerde, with json.loads' answer.
+    for stored in (
+        b'\xef\xbb\xbf{"fn":"f","result":1}',
+        b' {"fn":"f","result":1} ',
+        '{"fn":"f","result":1}',
+        '{"fn":"f","result":1}'.encode("utf-16"),
+    ):
+        assert memo._decode_record(stored) == {"fn": "f", "result": 1}
+    with pytest.raises(ValueDecodingError):
+        memo._decode_record(b'{"fn":"f","result":1} trailing')
+    # Values JSON refuses, or that refer to themselves, get the serde's error.
+    loop: list[object] = []
+    loop.append(loop)
+    for result in (float("nan"), loop, {1j: 1}, object()):
+        with pytest.raises(ValueEncodingError):
+            memo._encode_record(m._Fn(len, "memoize", None), {}, result)
+
+
+def test_flush_with_nothing_pending_returns_at_once(tmp_path: Path) -> None:
+    memo = Memoizer(backend=FileBackend(tmp_path))
+    started = time.monotonic()
+    assert memo.flush() is True
+    assert memo.flush(timeout=0) is True
+    assert time.monotonic() - started < 1.0
+
+    @memo.memoize
+    def f(x: int) -> int:
+        return x
+
+    assert [f(i) for i in range(20)] == list(range(20))
+    assert memo.flush(timeout=30) is True
+    again = Memoizer(backend=FileBackend(tmp_path))
+    assert sum(1 for _ in again.real_backend.items()) == 20  # type: ignore[attr-defined]
+
+
+def test_single_flight_threads_on_a_file_backend(tmp_path: Path) -> None:
+    memo = Memoizer(kind="flight_disk", backend=FileBackend(tmp_path))
+    seen = Counter()
+    barrier = threading.Barrier(8)
+
+    @memo.memoize
+    def slow(x: int) -> dict[str, int]:
+        seen(x)
+        time.sleep(0.2)
+        return {"x": x}
+
+    results: list[object] = []
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(slow(4))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [{"x": 4}] * 8
+    assert seen.calls == [(4,)]
+    assert memo.flush()
+    fresh = Memoizer(kind="flight_disk", backend=FileBackend(tmp_path))
+    assert fresh.memoize(slow.__wrapped__)(4) == {"x": 4}  # type: ignore[attr-defined]
+    assert seen.calls == [(4,)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_writes_its_own_entries(tmp_path: Path) -> None:
+    import multiprocessing
+
+    memo = Memoizer(kind="forked", backend=FileBackend(tmp_path))
+    seen = Counter()
+
+    @memo.memoize
+    def f(x: int) -> int:
+        seen(x)
+        return x * 2
+
+    assert f(1) == 2  # the parent's writer thread exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=f, args=(2,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert memo.flush()
+    fresh = Memoizer(kind="forked", backend=FileBackend(tmp_path))
+    g = fresh.memoize(f.__wrapped__)  # type: ignore[attr-defined]
+    assert (g(1), g(2)) == (2, 4)
+    assert seen.calls == [(1,)]  # the child's call ran in the child; nothing here computed again
