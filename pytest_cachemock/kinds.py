@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, Callable, Union
 
@@ -185,7 +186,7 @@ def _describe(obj: Any) -> str:
 # -- switches ----------------------------------------------------------------------------------
 
 
-class Switch:
+class Switch(ABC):
     """A flag that turns a real cache on. ``set(on)`` returns the undo."""
 
     origin: str = ""
@@ -195,8 +196,9 @@ class Switch:
         """Switches with equal keys are one flag, set once per ``PatchCaches``."""
         return self
 
+    @abstractmethod
     def set(self, on: bool) -> Undo:
-        raise NotImplementedError
+        """Turn the flag on or off; return how to put it back."""
 
 
 class AttributeSwitch(Switch):

@@ -8,6 +8,7 @@ and re-raise any error after counting it.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 from ..counters import NameCounters, cache_stats
@@ -17,7 +18,7 @@ __all__ = ["Backend"]
 T = TypeVar("T")
 
 
-class Backend(Generic[T]):
+class Backend(ABC, Generic[T]):
     """Stores encoded values by string key. ``None`` is never stored: it means a miss."""
 
     _counters: NameCounters | None = None
@@ -40,11 +41,13 @@ class Backend(Generic[T]):
             self._counters = cache_stats.counters(self.name)
         return self._counters
 
+    @abstractmethod
     def _get(self, key: str) -> T | None:
-        raise NotImplementedError(f"{type(self).__qualname__} must implement _get(key)")
+        """The stored value of ``key``, or None."""
 
+    @abstractmethod
     def _put(self, key: str, value: T) -> None:
-        raise NotImplementedError(f"{type(self).__qualname__} must implement _put(key, value)")
+        """Store ``value`` under ``key``."""
 
     def _add(self, key: str, value: T) -> bool:
         # Good enough in one process; backends shared between processes override it.
