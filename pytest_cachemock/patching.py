@@ -7,7 +7,6 @@ pytest fixture ``patch_caches`` is an entered ``PatchCaches``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Hashable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, Callable, ClassVar
@@ -19,7 +18,13 @@ from .kinds import CacheKind, KindConfigError, Registry, Switch, Undo, restore
 from .mock import Fault, KindRecord, current_store
 from .stats import KindStats, Stats, closest, render_report
 
-__all__ = ["PatchCaches", "default_registry", "known_kinds"]
+__all__ = [
+    "KindConfigError",
+    "PatchCaches",
+    "UnknownKindUsageError",
+    "default_registry",
+    "known_kinds",
+]
 
 ISOLATION_MODES = ("thread",)
 SWITCH_MODES = ("keep", "off")
@@ -38,6 +43,25 @@ def known_kinds() -> list[str]:
 
 class UnknownKindUsageError(ValueError):
     """An unknown kind was named in ``enable()``, ``entries()``, ``seed()`` or ``fail()``."""
+
+
+def _switch_plan(
+    kinds: Mapping[str, CacheKind], enable: Iterable[str]
+) -> list[tuple[Switch, bool]]:
+    """Each distinct switch once, with whether it goes on.
+
+    A flag shared by several kinds (torch's autotune_local_cache) is set once: on when any of
+    its kinds is enabled, whatever the order of the kinds.
+    """
+    enabled = set(enable)
+    plan: dict[Hashable, tuple[Switch, bool]] = {}
+    for kind in kinds.values():
+        on = kind.name in enabled
+        for switch in kind.switches:
+            seen = plan.get(switch.key)
+            if seen is None or (on and not seen[1]):
+                plan[switch.key] = (switch, on)
+    return list(plan.values())
 
 
 def _undo_all(undos: list[Undo]) -> None:
@@ -107,20 +131,11 @@ class PatchCaches:
         store.reset()
         undos: list[Undo] = []
         keep = self.switches == "keep"
-        # A flag shared by several kinds (torch's autotune_local_cache) is set once: on when
-        # any of its kinds is enabled, whatever the order of the kinds.
-        switches: dict[Hashable, tuple[Switch, bool]] = {}
-        for kind in kinds.values():
-            on = kind.name in self._enable
-            for switch in kind.switches:
-                seen = switches.get(switch.key)
-                if seen is None or (on and not seen[1]):
-                    switches[switch.key] = (switch, on)
         try:
             for kind in kinds.values():
                 for target in kind.targets:
                     undos.append(target.install(kind.name))
-            for switch, on in switches.values():
+            for switch, on in _switch_plan(kinds, self._enable):
                 if on or not keep:
                     undos.append(switch.set(on))
         except BaseException:
@@ -171,9 +186,8 @@ class PatchCaches:
         default_registry.autoload()
         undos: list[Undo] = []
         try:
-            for kind in default_registry.kinds().values():
-                for switch in kind.switches:
-                    undos.append(switch.set(False))
+            for switch, _ in _switch_plan(default_registry.kinds(), ()):
+                undos.append(switch.set(False))
         except BaseException:
             _undo_all(undos)
             raise
@@ -280,10 +294,3 @@ class PatchCaches:
     def __repr__(self) -> str:
         state = "active" if self._active else "inactive"
         return f"<PatchCaches {state} kinds={self._names()}>"
-
-
-def print_report(patch: PatchCaches) -> None:
-    print(patch.report(), file=sys.stderr)
-
-
-__all__ += ["KindConfigError", "UnknownKindUsageError"]

@@ -112,12 +112,6 @@ class KindStats(Stats):
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "cache", cache)
 
-    def __eq__(self, other: object) -> bool:
-        return Stats.__eq__(self, other)
-
-    def __hash__(self) -> int:
-        return Stats.__hash__(self)
-
     def __repr__(self) -> str:
         return f"global_stats.{self.kind}: Stats({Stats.__str__(self)})"
 
