@@ -2,6 +2,8 @@
 
 - ``FileBackend`` get/put against ``diskcache.Cache`` get/set, both in a fresh directory under
   the default temporary directory (``tempfile``);
+- ``SqliteBackend`` get/put against ``diskcache.Cache`` get/set (both SQLite underneath; for
+  information, there is no budget);
 - ``MemoryBackend`` get/put against ``cachetools.LRUCache`` ``[key]``/``[key] = value``.
 
 The workload is the same for every store: 100 keys, values of 100-500 bytes of JSON-ish text,
@@ -36,7 +38,7 @@ from typing import Any, Callable
 import cachetools
 import diskcache
 
-from pytest_cachemock import FileBackend, MemoryBackend
+from pytest_cachemock import FileBackend, MemoryBackend, SqliteBackend
 
 KEYS = 100
 GET_SHARE = 0.9
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234, help="workload seed (default 1234)")
     parser.add_argument(
         "--only",
-        choices=("file", "memory"),
+        choices=("file", "sqlite", "memory"),
         help="run one comparison only",
     )
     args = parser.parse_args(argv)
@@ -236,6 +238,29 @@ def main(argv: list[str] | None = None) -> int:
         )
         verdicts.append(ok)
         print(f"budget (FileBackend median and p99 <= diskcache's): {'met' if ok else 'MISSED'}")
+
+    if args.only in (None, "sqlite"):
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-cachemock-") as ours_dir,
+            tempfile.TemporaryDirectory(prefix="bench-diskcache-") as theirs_dir,
+        ):
+            rows = SqliteBackend(os.path.join(ours_dir, "bench.sqlite3"))
+            theirs = diskcache.Cache(theirs_dir)
+            try:
+                compare(
+                    "SqliteBackend vs diskcache.Cache",
+                    {
+                        "SqliteBackend": (rows.get, rows.put),
+                        "diskcache.Cache": (theirs.get, theirs.set),
+                    },
+                    args.ops,
+                    args.rounds,
+                    args.seed,
+                    values,
+                )
+            finally:
+                rows.close()
+                theirs.close()
 
     if args.only in (None, "memory"):
         mem = MemoryBackend()

@@ -69,17 +69,31 @@ def stats_us(samples_ns: list[float]) -> dict[str, float]:
     return {"median": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": xs[-1] / 1000}
 
 
-def row(name: str, s: dict[str, float], ours: float | None) -> str:
-    ratio = f"{ours / s['median']:6.2f}" if ours else "     -"
-    return (
-        f"  {name:<34} {s['median']:9.2f} {s['p90']:9.2f} {s['p99']:9.2f} {s['max']:10.2f}"
-        f"   {ratio}"
-    )
+def table(title: str, results: dict[str, list[float]], budgets: dict[str, float]) -> bool:
+    """Print the sides, then every ours / theirs ratio of medians; False when a budget is missed.
 
-
-def header(title: str) -> None:
+    ``budgets`` maps a competitor's name to the largest ratio allowed for every "ours" side
+    (a competitor without a budget is compared for information).
+    """
     print(f"\n{title}")
-    print(f"  {'':<34} {'median':>9} {'p90':>9} {'p99':>9} {'max':>10}   ours/theirs")
+    print(f"  {'':<34} {'median':>9} {'p90':>9} {'p99':>9} {'max':>10}")
+    medians = {}
+    for name, samples in results.items():
+        s = stats_us(samples)
+        medians[name] = s["median"]
+        print(f"  {name:<34} {s['median']:9.2f} {s['p90']:9.2f} {s['p99']:9.2f} {s['max']:10.2f}")
+    ok = True
+    for ours in (n for n in results if n.startswith("ours")):
+        for theirs in (n for n in results if not n.startswith("ours")):
+            ratio = medians[ours] / medians[theirs]
+            limit = budgets.get(theirs)
+            verdict = ""
+            if limit is not None:
+                met = ratio <= limit
+                ok = ok and met
+                verdict = f"  (budget <= {limit:g}: {'met' if met else 'NOT met'})"
+            print(f"  {ours} / {theirs}: {ratio:.2f}{verdict}")
+    return ok
 
 
 # -- warm hits ---------------------------------------------------------------------------------
@@ -126,9 +140,10 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     from torch._inductor.runtime.caching.interfaces import PersistentMemoizer
 
-    from pytest_cachemock import FileBackend, Memoizer
+    from pytest_cachemock import FileBackend, Memoizer, SqliteBackend
 
     out: dict[str, list[float]] = {
+        "ours Memoizer + SqliteBackend": [],
         "ours Memoizer + FileBackend": [],
         "torch PersistentMemoizer": [],
     }
@@ -138,15 +153,23 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
     for r in range(rounds):
         torch_sub = f"bench-{os.getpid()}-{r}-torch"
         ours_dir = os.path.join(parent, f"bench-{os.getpid()}-{r}-ours")
+        sqlite_dir = os.path.join(parent, f"bench-{os.getpid()}-{r}-sqlite")
         memo = Memoizer(kind="bench_first", backend=FileBackend(ours_dir))
+        memo_sql = Memoizer(
+            kind="bench_first_sql",
+            backend=SqliteBackend(os.path.join(sqlite_dir, "memo.sqlite3")),
+        )
         try:
             fn_ours = memo.memoize(quote_body)
+            fn_sql = memo_sql.memoize(quote_body)
             fn_torch = PersistentMemoizer(sub_dir=torch_sub).memoize()(quote_body)
             sides = [
+                ("ours Memoizer + SqliteBackend", fn_sql),
                 ("ours Memoizer + FileBackend", fn_ours),
                 ("torch PersistentMemoizer", fn_torch),
             ]
-            for name, fn in sides if r % 2 == 0 else sides[::-1]:  # who goes first alternates
+            shift = r % len(sides)  # who goes first rotates
+            for name, fn in sides[shift:] + sides[:shift]:
                 samples = out[name]
                 for i in range(n):
                     a = quote_args(r * n + i)
@@ -157,6 +180,7 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
         finally:
             memo.flush()
             shutil.rmtree(ours_dir, ignore_errors=True)
+            shutil.rmtree(sqlite_dir, ignore_errors=True)
             shutil.rmtree(os.path.join(parent, torch_sub), ignore_errors=True)
     return out
 
@@ -172,6 +196,10 @@ if side == "ours":
     from pytest_cachemock import FileBackend, Memoizer
     memo = Memoizer(kind="bench_disk", backend=FileBackend(directory))
     fn = memo.memoize(quote_body)
+elif side == "sqlite":
+    from pytest_cachemock import Memoizer, SqliteBackend
+    memo = Memoizer(kind="bench_disk", backend=SqliteBackend(directory + "/memo.sqlite3"))
+    fn = memo.memoize(quote_body)
 else:
     import diskcache
     cache = diskcache.Cache(directory)
@@ -183,7 +211,7 @@ for i in range(n):
     t0 = clock()
     fn(*a)
     samples.append(clock() - t0)
-if side == "ours":
+if side != "diskcache":
     memo.flush()
 print(json.dumps(samples))
 """
@@ -191,7 +219,11 @@ print(json.dumps(samples))
 
 def disk_hits(n: int, rounds: int) -> dict[str, list[float]]:
     here = os.path.dirname(os.path.abspath(__file__))
-    names = {"ours": "ours Memoizer + FileBackend", "diskcache": "diskcache memoize"}
+    names = {
+        "sqlite": "ours Memoizer + SqliteBackend",
+        "ours": "ours Memoizer + FileBackend",
+        "diskcache": "diskcache memoize",
+    }
     out: dict[str, list[float]] = {name: [] for name in names.values()}
     for _ in range(rounds):
         for side, name in names.items():
@@ -224,22 +256,24 @@ def main() -> None:
     gc.collect()
 
     warm = warm_hits(rounds=rounds * 20, batch=1000)
-    header("warm hit (us per call; 100 cached argument pairs, batches of 1,000)")
-    ours = stats_us(warm["ours Memoizer (memory)"])
-    for name, samples in warm.items():
-        print(row(name, stats_us(samples), None if name.startswith("ours") else ours["median"]))
-
+    ok = table(
+        "warm hit (us per call; 100 cached argument pairs, batches of 1,000)",
+        warm,
+        {"torch Memoizer": 0.5, "cachetools.cached": 2.0},
+    )
     first = first_calls(n=500, rounds=rounds)
-    header("first call with a store on disk (us per call; new arguments every call)")
-    ours = stats_us(first["ours Memoizer + FileBackend"])
-    for name, samples in first.items():
-        print(row(name, stats_us(samples), None if name.startswith("ours") else ours["median"]))
-
+    ok &= table(
+        "first call with a store on disk (us per call; new arguments every call)",
+        first,
+        {"torch PersistentMemoizer": 0.5},
+    )
     disk = disk_hits(n=500, rounds=max(2, rounds // 2))
-    header("disk hit in a fresh process (us per call; first call of each pair)")
-    ours = stats_us(disk["ours Memoizer + FileBackend"])
-    for name, samples in disk.items():
-        print(row(name, stats_us(samples), None if name.startswith("ours") else ours["median"]))
+    ok &= table(
+        "disk hit in a fresh process (us per call; first call of each pair)",
+        disk,
+        {"diskcache memoize": 0.5},
+    )
+    print("\nevery budget met" if ok else "\nsome budget NOT met (see above)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends import Backend, FileBackend, MemoryBackend
+    from .backends.sqlite import SqliteBackend
     from .cache import RemoteCache
     from .counters import cache_stats
     from .errors import (
@@ -42,6 +43,7 @@ _WHERE = {
     "Backend": "backends",
     "FileBackend": "backends",
     "MemoryBackend": "backends",
+    "SqliteBackend": "backends.sqlite",
     "RemoteCache": "cache",
     "cache_stats": "counters",
     "CacheError": "errors",
@@ -87,6 +89,7 @@ __all__ = [
     "ReplayMissError",
     "Serde",
     "SignedPickleSerde",
+    "SqliteBackend",
     "Stats",
     "SystemError",
     "UserError",

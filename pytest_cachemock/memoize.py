@@ -462,6 +462,29 @@ _lock_fds: dict[str, int] = {}
 _lock_fds_guard = threading.Lock()
 
 
+def _range_lock_path(backend: Backend[Any]) -> str:
+    """The file whose byte ranges lock keys of ``backend`` between processes, or ""."""
+    if isinstance(backend, FileBackend):
+        return os.path.join(os.fspath(backend.directory), _LOCK_FILE)
+    sqlite = sys.modules.get("pytest_cachemock.backends.sqlite")  # imported only when used
+    if sqlite is not None and isinstance(backend, sqlite.SqliteBackend):
+        return str(backend.path) + _LOCK_FILE
+    return ""
+
+
+def _open_lock_file(path: str, stale: int | None) -> int:
+    """The descriptor of the lock file at ``path``, opened once per process (and again when
+    the file it had was removed). A stale descriptor is left open, never closed: another
+    thread may still release a byte of it, and a closed number could be reused by any file.
+    """
+    with _lock_fds_guard:
+        fd = _lock_fds.get(path)
+        if fd is None or fd == stale:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            _lock_fds[path] = fd
+        return fd
+
+
 def _range_lock(path: str, timeout: float, key: str) -> _Held:
     """Lock one byte of ``<directory>/.memoize.lock``, at an offset taken from ``key``.
 
@@ -473,11 +496,7 @@ def _range_lock(path: str, timeout: float, key: str) -> _Held:
     assert fcntl is not None
     fd = _lock_fds.get(path)
     if fd is None:
-        with _lock_fds_guard:
-            fd = _lock_fds.get(path)
-            if fd is None:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-                _lock_fds[path] = fd
+        fd = _open_lock_file(path, None)
     # Keys end in 32 hex digits of a digest: 40 bits of them spread keys over the file.
     offset = int(key[-10:], 16) if len(key) >= 10 else 0
     deadline = None
@@ -485,7 +504,13 @@ def _range_lock(path: str, timeout: float, key: str) -> _Held:
     while True:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-            break
+            if os.fstat(fd).st_nlink:
+                break
+            # The file was removed (its directory deleted and made again, say): a lock on
+            # it excludes nobody. Take the same byte of the file now at ``path``.
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+            fd = _open_lock_file(path, fd)
+            continue
         except OSError as exc:
             if exc.errno not in (errno.EACCES, errno.EAGAIN):
                 raise
@@ -649,14 +674,12 @@ class Memoizer:
         self._json_serde = type(self.serde) is JsonSerde
         self._owns_backend = backend is None
         self._backend: Backend[Any] = backend if backend is not None else MemoryBackend()
-        # On a FileBackend (POSIX): the per-key lock between processes is a byte-range lock
-        # in one file of the directory, and plain stores are written behind (see _store).
-        self._range_lock = fcntl is not None and isinstance(self._backend, FileBackend)
-        self._write_behind = self._range_lock
-        self._lock_path = ""
-        if self._range_lock:
-            directory = cast(FileBackend, self._backend).directory
-            self._lock_path = os.path.join(os.fspath(directory), _LOCK_FILE)
+        # On a FileBackend or SqliteBackend (POSIX): the per-key lock between processes is a
+        # byte-range lock in one file next to the store. A FileBackend's plain stores are
+        # written behind (see _store); a SqliteBackend's are cheap enough to write in the call.
+        self._lock_path = _range_lock_path(self._backend) if fcntl is not None else ""
+        self._range_lock = bool(self._lock_path)
+        self._write_behind = isinstance(self._backend, FileBackend) and self._range_lock
         # A bounded or expiring memory backend must stay the only store, or its limits
         # would not hold; every other backend gets a front.
         self._use_front = not (
@@ -1175,8 +1198,8 @@ class Memoizer:
         """
         try:
             if self._range_lock:
-                disk = cast(FileBackend, backend)
-                return _range_lock(self._lock_path, disk.lock_timeout, key)
+                timeout = cast(float, getattr(backend, "lock_timeout", 10.0))
+                return _range_lock(self._lock_path, timeout, key)
             make = getattr(backend, "lock", None)
             if not callable(make):
                 return None

@@ -104,3 +104,56 @@ def test_first_writer_wins_across_processes(tmp_path: Path) -> None:
     time.sleep(0.5)
     go.touch()
     assert {r["result"]["pid"] for r in map(finish, racing)} == pids  # type: ignore[index]
+
+
+# Tries, from another process, to lock the byte that a key's single flight locks.
+PROBE = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    path, offset = sys.argv[1], int(sys.argv[2])
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+    except OSError:
+        print("held")
+    else:
+        print("free")
+    """
+)
+
+
+def probe(path: Path, offset: int) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path), str(offset)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_lock_follows_a_directory_that_was_deleted_and_made_again(tmp_path: Path) -> None:
+    import shutil
+
+    from pytest_cachemock import FileBackend, Memoizer
+
+    directory = tmp_path / "store"
+    memo = Memoizer(kind="relock", backend=FileBackend(directory))
+    seen: list[str] = []
+
+    @memo.memoize
+    def work(n: int) -> int:
+        key = memo.key_for(work, n)
+        seen.append(probe(directory / ".memoize.lock", int(key[-10:], 16)))
+        return n
+
+    assert work(1) == 1
+    memo.flush()
+    shutil.rmtree(directory)
+    directory.mkdir()
+    assert work(2) == 2  # the lock file was removed with the directory: it is made again
+    memo.flush()
+    # While each call computed, another process could not take its key's byte of the lock
+    # file that is in the directory now.
+    assert seen == ["held", "held"]
+    assert (directory / ".memoize.lock").exists()

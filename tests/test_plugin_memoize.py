@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-APP = '''
+APP = """
 from pytest_cachemock import Memoizer
 
 quotes = Memoizer(kind="quotes")          # created at import time, as applications do
@@ -26,7 +26,7 @@ def double(x: int) -> int:
 @quotes.replay
 def replayed(sku: str) -> dict:
     raise AssertionError("replay never computes")
-'''
+"""
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def app(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-TESTS = '''
+TESTS = """
 import json
 
 import pytest
@@ -98,7 +98,7 @@ def test_library_stats_are_this_tests_only(patch_caches):
     quote("e"); quote("e")
     counted = patch_caches.library_stats()
     assert counted["quotes"]["hit"] == 1 and counted["quotes"]["miss"] == 1
-'''
+"""
 
 
 @pytest.mark.parametrize("order", ["as written", "reversed"])
@@ -129,3 +129,46 @@ def test_real_memoizer_is_untouched_after_the_tests(app: pytest.Pytester) -> Non
         """
     )
     app.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_persistent_memoizer_on_sqlite_is_mocked(pytester: pytest.Pytester) -> None:
+    # A memoizer over a real database file: tests count on the mock, the file is not touched,
+    # and the real store works again after the tests.
+    pytester.makepyfile(
+        dbapp="""
+        import os
+        from pytest_cachemock import Memoizer, SqliteBackend
+
+        DB = os.path.join(os.getcwd(), "memo.sqlite3")
+        rates = Memoizer(kind="rates", backend=SqliteBackend(DB))
+        CALLS = []
+
+        @rates.memoize
+        def rate(currency: str) -> float:
+            CALLS.append(currency)
+            return {"EUR": 1.08, "GBP": 1.27}[currency]
+        """,
+        test_db="""
+        import json
+
+        from pytest_cachemock import SqliteBackend, Stats
+        from dbapp import CALLS, DB, rate
+
+        def test_counts_on_the_mock(global_stats, patch_caches):
+            assert rate("EUR") == 1.08
+            assert rate("EUR") == 1.08
+            assert global_stats.rates == Stats(puts=1, hits=1, misses=1)
+            ((stored),) = patch_caches.entries("rates").values()
+            assert json.loads(stored)["args"] == {"currency": "EUR"}
+            assert len(SqliteBackend(DB)) == 0          # nothing reached the real file
+
+        def test_real_store_afterwards():
+            CALLS.clear()
+            assert rate("GBP") == 1.27
+            assert len(SqliteBackend(DB)) == 1
+            assert CALLS == ["GBP"]
+        """,
+    )
+    pytester.syspathinsert()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
