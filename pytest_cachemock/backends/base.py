@@ -97,3 +97,10 @@ class Backend(ABC, Generic[T]):
 
 
 _add_lock = threading.RLock()
+
+
+def lock_timeout_seconds(value: object) -> float:
+    """``value`` as a lock timeout in seconds (a number >= 0), or a ValueError saying so."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0):
+        raise ValueError(f"lock_timeout must be a number of seconds >= 0, got {value!r}")
+    return float(value)

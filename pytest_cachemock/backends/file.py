@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ValueEncodingError
 from ..locks import file_lock, make_file_lock
-from .base import Backend
+from .base import Backend, lock_timeout_seconds
 
 if TYPE_CHECKING:
     import filelock
@@ -100,15 +100,10 @@ class FileBackend(Backend[bytes]):
         lock_timeout: float = 10.0,
         name: str | None = None,
     ) -> None:
-        if (
-            isinstance(lock_timeout, bool)
-            or not isinstance(lock_timeout, (int, float))
-            or not (lock_timeout >= 0)
-        ):
-            raise ValueError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
+        timeout = lock_timeout_seconds(lock_timeout)
         super().__init__(name=name)
         self.directory = Path(directory).absolute()
-        self.lock_timeout = float(lock_timeout)
+        self.lock_timeout = timeout
         self._dir = os.fspath(self.directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise NotADirectoryError(

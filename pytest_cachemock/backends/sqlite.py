@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import FileLockTimeoutError, SystemError, ValueEncodingError
-from .base import Backend
+from .base import Backend, lock_timeout_seconds
 
 __all__ = ["SqliteBackend"]
 
@@ -66,15 +66,10 @@ class SqliteBackend(Backend[bytes]):
         lock_timeout: float = 10.0,
         name: str | None = None,
     ) -> None:
-        if (
-            isinstance(lock_timeout, bool)
-            or not isinstance(lock_timeout, (int, float))
-            or not (lock_timeout >= 0)
-        ):
-            raise ValueError(f"lock_timeout must be a number of seconds >= 0, got {lock_timeout!r}")
+        timeout = lock_timeout_seconds(lock_timeout)
         super().__init__(name=name)
         self.path = Path(path).absolute()
-        self.lock_timeout = float(lock_timeout)
+        self.lock_timeout = timeout
         self._path = os.fspath(self.path)
         if self.path.is_dir():
             raise IsADirectoryError(
