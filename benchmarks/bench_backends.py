@@ -2,7 +2,7 @@
 
 - ``FileBackend`` get/put against ``diskcache.Cache`` get/set, both in a fresh directory under
   the default temporary directory (``tempfile``);
-- ``SqliteBackend`` get/put against ``diskcache.Cache`` get/set (both SQLite underneath; for
+- ``LogBackend`` and ``SqliteBackend`` get/put against ``diskcache.Cache`` get/set (for
   information, there is no budget);
 - ``MemoryBackend`` get/put against ``cachetools.LRUCache`` ``[key]``/``[key] = value``.
 
@@ -38,7 +38,7 @@ from typing import Any, Callable
 import cachetools
 import diskcache
 
-from pytest_cachemock import FileBackend, MemoryBackend, SqliteBackend
+from pytest_cachemock import FileBackend, LogBackend, MemoryBackend, SqliteBackend
 
 KEYS = 100
 GET_SHARE = 0.9
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234, help="workload seed (default 1234)")
     parser.add_argument(
         "--only",
-        choices=("file", "sqlite", "memory"),
+        choices=("file", "log", "sqlite", "memory"),
         help="run one comparison only",
     )
     args = parser.parse_args(argv)
@@ -239,27 +239,31 @@ def main(argv: list[str] | None = None) -> int:
         verdicts.append(ok)
         print(f"budget (FileBackend median and p99 <= diskcache's): {'met' if ok else 'MISSED'}")
 
-    if args.only in (None, "sqlite"):
+    single_files: list[tuple[str, Callable[[str], LogBackend | SqliteBackend]]] = [
+        ("log", lambda d: LogBackend(os.path.join(d, "bench.log"))),
+        ("sqlite", lambda d: SqliteBackend(os.path.join(d, "bench.sqlite3"))),
+    ]
+    for choice, make in single_files:
+        if args.only not in (None, choice):
+            continue
         with (
             tempfile.TemporaryDirectory(prefix="bench-cachemock-") as ours_dir,
             tempfile.TemporaryDirectory(prefix="bench-diskcache-") as theirs_dir,
         ):
-            rows = SqliteBackend(os.path.join(ours_dir, "bench.sqlite3"))
+            store = make(ours_dir)
+            label = type(store).__name__
             theirs = diskcache.Cache(theirs_dir)
             try:
                 compare(
-                    "SqliteBackend vs diskcache.Cache",
-                    {
-                        "SqliteBackend": (rows.get, rows.put),
-                        "diskcache.Cache": (theirs.get, theirs.set),
-                    },
+                    f"{label} vs diskcache.Cache",
+                    {label: (store.get, store.put), "diskcache.Cache": (theirs.get, theirs.set)},
                     args.ops,
                     args.rounds,
                     args.seed,
                     values,
                 )
             finally:
-                rows.close()
+                store.close()
                 theirs.close()
 
     if args.only in (None, "memory"):

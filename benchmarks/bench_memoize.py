@@ -140,9 +140,10 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     from torch._inductor.runtime.caching.interfaces import PersistentMemoizer
 
-    from pytest_cachemock import FileBackend, Memoizer, SqliteBackend
+    from pytest_cachemock import FileBackend, LogBackend, Memoizer, SqliteBackend
 
     out: dict[str, list[float]] = {
+        "ours Memoizer + LogBackend": [],
         "ours Memoizer + SqliteBackend": [],
         "ours Memoizer + FileBackend": [],
         "torch PersistentMemoizer": [],
@@ -155,6 +156,10 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
         ours_dir = os.path.join(parent, f"bench-{os.getpid()}-{r}-ours")
         sqlite_dir = os.path.join(parent, f"bench-{os.getpid()}-{r}-sqlite")
         memo = Memoizer(kind="bench_first", backend=FileBackend(ours_dir))
+        memo_log = Memoizer(
+            kind="bench_first_log",
+            backend=LogBackend(os.path.join(sqlite_dir, "memo.log")),
+        )
         memo_sql = Memoizer(
             kind="bench_first_sql",
             backend=SqliteBackend(os.path.join(sqlite_dir, "memo.sqlite3")),
@@ -162,8 +167,10 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
         try:
             fn_ours = memo.memoize(quote_body)
             fn_sql = memo_sql.memoize(quote_body)
+            fn_log = memo_log.memoize(quote_body)
             fn_torch = PersistentMemoizer(sub_dir=torch_sub).memoize()(quote_body)
             sides = [
+                ("ours Memoizer + LogBackend", fn_log),
                 ("ours Memoizer + SqliteBackend", fn_sql),
                 ("ours Memoizer + FileBackend", fn_ours),
                 ("torch PersistentMemoizer", fn_torch),
@@ -196,6 +203,10 @@ if side == "ours":
     from pytest_cachemock import FileBackend, Memoizer
     memo = Memoizer(kind="bench_disk", backend=FileBackend(directory))
     fn = memo.memoize(quote_body)
+elif side == "log":
+    from pytest_cachemock import LogBackend, Memoizer
+    memo = Memoizer(kind="bench_disk", backend=LogBackend(directory + "/memo.log"))
+    fn = memo.memoize(quote_body)
 elif side == "sqlite":
     from pytest_cachemock import Memoizer, SqliteBackend
     memo = Memoizer(kind="bench_disk", backend=SqliteBackend(directory + "/memo.sqlite3"))
@@ -220,6 +231,7 @@ print(json.dumps(samples))
 def disk_hits(n: int, rounds: int) -> dict[str, list[float]]:
     here = os.path.dirname(os.path.abspath(__file__))
     names = {
+        "log": "ours Memoizer + LogBackend",
         "sqlite": "ours Memoizer + SqliteBackend",
         "ours": "ours Memoizer + FileBackend",
         "diskcache": "diskcache memoize",

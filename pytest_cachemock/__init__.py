@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .backends import Backend, FileBackend, MemoryBackend
+    from .backends import Backend, FileBackend, LogBackend, MemoryBackend
     from .backends.sqlite import SqliteBackend
     from .cache import RemoteCache
     from .counters import cache_stats
@@ -42,6 +42,7 @@ __version__ = "0.1.0.dev0"
 _WHERE = {
     "Backend": "backends",
     "FileBackend": "backends",
+    "LogBackend": "backends",
     "MemoryBackend": "backends",
     "SqliteBackend": "backends.sqlite",
     "RemoteCache": "cache",
@@ -79,6 +80,7 @@ __all__ = [
     "KeyEncodingError",
     "KeyPicklingError",
     "LockTimeoutError",
+    "LogBackend",
     "Memoizer",
     "MemoryBackend",
     "MockBackend",

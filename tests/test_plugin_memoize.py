@@ -131,27 +131,32 @@ def test_real_memoizer_is_untouched_after_the_tests(app: pytest.Pytester) -> Non
     app.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
-def test_persistent_memoizer_on_sqlite_is_mocked(pytester: pytest.Pytester) -> None:
-    # A memoizer over a real database file: tests count on the mock, the file is not touched,
-    # and the real store works again after the tests.
+@pytest.mark.parametrize(
+    ("backend", "filename"), [("SqliteBackend", "memo.sqlite3"), ("LogBackend", "memo.log")]
+)
+def test_persistent_memoizer_is_mocked(
+    pytester: pytest.Pytester, backend: str, filename: str
+) -> None:
+    # A memoizer over a real file (database or log): tests count on the mock, the file is
+    # not touched, and the real store works again after the tests.
     pytester.makepyfile(
         dbapp="""
         import os
-        from pytest_cachemock import Memoizer, SqliteBackend
+        from pytest_cachemock import Memoizer, BACKEND
 
-        DB = os.path.join(os.getcwd(), "memo.sqlite3")
-        rates = Memoizer(kind="rates", backend=SqliteBackend(DB))
+        DB = os.path.join(os.getcwd(), "FILENAME")
+        rates = Memoizer(kind="rates", backend=BACKEND(DB))
         CALLS = []
 
         @rates.memoize
         def rate(currency: str) -> float:
             CALLS.append(currency)
             return {"EUR": 1.08, "GBP": 1.27}[currency]
-        """,
+        """.replace("BACKEND", backend).replace("FILENAME", filename),
         test_db="""
         import json
 
-        from pytest_cachemock import SqliteBackend, Stats
+        from pytest_cachemock import BACKEND, Stats
         from dbapp import CALLS, DB, rate
 
         def test_counts_on_the_mock(global_stats, patch_caches):
@@ -160,14 +165,14 @@ def test_persistent_memoizer_on_sqlite_is_mocked(pytester: pytest.Pytester) -> N
             assert global_stats.rates == Stats(puts=1, hits=1, misses=1)
             ((stored),) = patch_caches.entries("rates").values()
             assert json.loads(stored)["args"] == {"currency": "EUR"}
-            assert len(SqliteBackend(DB)) == 0          # nothing reached the real file
+            assert len(BACKEND(DB)) == 0          # nothing reached the real file
 
         def test_real_store_afterwards():
             CALLS.clear()
             assert rate("GBP") == 1.27
-            assert len(SqliteBackend(DB)) == 1
+            assert len(BACKEND(DB)) == 1
             assert CALLS == ["GBP"]
-        """,
+        """.replace("BACKEND", backend),
     )
     pytester.syspathinsert()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")

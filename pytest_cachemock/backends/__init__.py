@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from .base import Backend
 from .file import FileBackend
+from .log import LogBackend
 from .memory import MemoryBackend
 
 if TYPE_CHECKING:
     from .sqlite import SqliteBackend
 
-__all__ = ["Backend", "FileBackend", "MemoryBackend", "SqliteBackend"]
+__all__ = ["Backend", "FileBackend", "LogBackend", "MemoryBackend", "SqliteBackend"]
 
 
 def __getattr__(name: str) -> Any:
