@@ -114,11 +114,15 @@ class _LogFile:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def sync(self) -> int:
-        """Bring the index up to date with the file; return the file's size. Hold guard."""
-        if self.fd < 0:
-            self.open()
-        st = os.fstat(self.fd)
+    def sync(self, st: os.stat_result | None = None) -> int:
+        """Bring the index up to date with the file; return the file's size. Hold guard.
+
+        ``st``: the descriptor's ``fstat``, when the caller has just taken it.
+        """
+        if st is None:
+            if self.fd < 0:
+                self.open()
+            st = os.fstat(self.fd)
         if not st.st_nlink:  # replaced by a compaction: read the new file
             self.open()
             st = os.fstat(self.fd)
@@ -175,8 +179,8 @@ class _LogFile:
 
     # -- writing, under the lock between processes -------------------------------------------
 
-    def lock(self, timeout: float) -> None:
-        """Lock the log (a POSIX lock on its first byte). Hold guard."""
+    def lock(self, timeout: float) -> os.stat_result:
+        """Lock the log (a POSIX lock on its first byte); its ``fstat`` then. Hold guard."""
         assert fcntl is not None
         deadline = None
         delay = 0.0005
@@ -189,8 +193,9 @@ class _LogFile:
                 if exc.errno not in (errno.EACCES, errno.EAGAIN):
                     raise
             else:
-                if os.fstat(self.fd).st_nlink:
-                    return
+                st = os.fstat(self.fd)
+                if st.st_nlink:
+                    return st
                 # Compacted while we waited: the lock must be on the file now at the path.
                 fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
                 self.open()
@@ -209,9 +214,12 @@ class _LogFile:
         assert fcntl is not None
         fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
 
-    def append(self, blob: bytes) -> tuple[int, bool]:
-        """Append ``blob``; (its offset, whether damage was cut off first). Hold the lock."""
-        size = self.sync()
+    def append(self, blob: bytes, st: os.stat_result | None) -> tuple[int, bool]:
+        """Append ``blob``; (its offset, whether damage was cut off first). Hold the lock.
+
+        ``st``: the ``fstat`` that :meth:`lock` returned, when nothing was read since.
+        """
+        size = self.sync(st)
         cut = size > self.end
         if cut:
             # Nobody writes while we hold the lock: what follows the last good record was
@@ -359,8 +367,8 @@ class LogBackend(Backend[bytes]):
             found = f.index.get(key)
             return None if found is None else f.read(found[0], found[1])
 
-    def _locked_append(self, f: _LogFile, blob: bytes) -> int:
-        at, cut = f.append(blob)
+    def _locked_append(self, f: _LogFile, blob: bytes, st: os.stat_result | None) -> int:
+        at, cut = f.append(blob, st)
         if cut:
             next(self._live_counters().exception)
         return at
@@ -370,13 +378,14 @@ class LogBackend(Backend[bytes]):
         blob = _record(_PUT, kb, value)
         f = self._file
         with f.guard:
-            f.lock(self.lock_timeout)
+            st: os.stat_result | None = f.lock(self.lock_timeout)
             try:
                 if only_new:
-                    f.sync()
+                    f.sync(st)
+                    st = None
                     if key in f.index:
                         return False
-                at = self._locked_append(f, blob)
+                at = self._locked_append(f, blob, st)
                 old = f.index.pop(key, None)
                 if old is not None:
                     f.live_bytes -= _HEADER.size + len(kb) + old[1]
@@ -406,7 +415,7 @@ class LogBackend(Backend[bytes]):
                 if old is None:
                     return False
                 kb = key.encode("utf-8", "surrogatepass")
-                self._locked_append(f, _record(_DELETE, kb, b""))
+                self._locked_append(f, _record(_DELETE, kb, b""), None)
                 del f.index[key]
                 f.live_bytes -= _HEADER.size + len(kb) + old[1]
                 return True
