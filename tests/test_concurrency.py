@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _selfcheck import VALUES_SOURCE, check_value, make_value
 
 from pytest_cachemock import FileBackend, MemoryBackend, RemoteCache, cache_stats
 
@@ -28,37 +29,6 @@ PATIENCE = 60.0
 
 # -- self-checking values ------------------------------------------------------------------
 # Also used, as source text, by the worker processes below: keep it self-contained.
-
-VALUES_SOURCE = '''
-import hashlib
-
-def make_value(key, writer, seq, size):
-    """bytes of exactly ``size`` (>= 128): a header, a repeated pattern, a checksum."""
-    head = f"{key}|{writer}|{seq}|{size}|".encode()
-    block = hashlib.sha256(head).digest()
-    body_len = size - len(head) - 32
-    body = (block * (body_len // 32 + 1))[:body_len]
-    return head + body + hashlib.sha256(head + body).digest()
-
-def check_value(key, value):
-    """(writer, seq) of a whole value for ``key``; raises ValueError on a torn or foreign one."""
-    if len(value) < 33:
-        raise ValueError(f"too short: {len(value)}")
-    rest, digest = value[:-32], value[-32:]
-    if hashlib.sha256(rest).digest() != digest:
-        raise ValueError("checksum mismatch (torn or mixed value)")
-    fields = rest.split(b"|", 4)
-    if len(fields) != 5 or fields[0].decode() != key:
-        raise ValueError(f"value of another key: {fields[0][:80]!r}")
-    if int(fields[3]) != len(value):
-        raise ValueError(f"length {len(value)}, header says {int(fields[3])}")
-    return fields[1].decode(), int(fields[2])
-'''
-
-_values: dict[str, Any] = {}
-exec(VALUES_SOURCE, _values)  # the same code the workers run
-make_value = _values["make_value"]
-check_value = _values["check_value"]
 
 
 def test_self_checking_values_catch_torn_and_mixed_ones() -> None:

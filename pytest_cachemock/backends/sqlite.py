@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,18 @@ from ..errors import FileLockTimeoutError, SystemError, ValueEncodingError
 from .base import Backend, lock_timeout_seconds
 
 __all__ = ["SqliteBackend"]
+
+
+def _key(key: str) -> bytes:
+    # Stored as UTF-8 bytes, lone surrogates included (as FileBackend does): SQLite's TEXT
+    # refuses them, and os.fsdecode makes them from undecodable file names.
+    return key.encode("utf-8", "surrogatepass")
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
 
 SCHEMA_VERSION = 1
 _TABLE = "cachemock_entries"
@@ -106,8 +119,7 @@ class SqliteBackend(Backend[bytes]):
         except sqlite3.Error as exc:
             raise SystemError(f"SqliteBackend cannot open {self._path!r}: {exc}") from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # The version first, before anything is written: a newer database is left as it was.
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise SystemError(
@@ -115,12 +127,7 @@ class SqliteBackend(Backend[bytes]):
                     f"pytest-cachemock reads version {SCHEMA_VERSION}. Upgrade it, or pass "
                     "another path"
                 )
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {_TABLE} "
-                "(key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
-            )
-            if version < SCHEMA_VERSION:
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._setup(conn, version)
         except sqlite3.OperationalError as exc:
             conn.close()
             raise self._translate(exc) from exc
@@ -136,6 +143,28 @@ class SqliteBackend(Backend[bytes]):
         self._conn = conn
         return conn
 
+    def _setup(self, conn: sqlite3.Connection, version: int) -> None:
+        """WAL mode and the table. Switching to WAL does not wait for a writer in another
+        process (SQLite answers "locked" at once), so it is tried again until lock_timeout."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.001
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {_TABLE} "
+            "(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
+        )
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
     def _forget_connection(self) -> None:
         # In a forked child: the parent's connection is not ours to use or to close.
         self._guard = threading.Lock()
@@ -144,7 +173,7 @@ class SqliteBackend(Backend[bytes]):
 
     def _translate(self, exc: sqlite3.OperationalError) -> Exception:
         text = str(exc)
-        if "locked" in text or "busy" in text:
+        if _busy(exc):
             return FileLockTimeoutError(
                 self._path, self.lock_timeout, "another process is writing to the database"
             )
@@ -175,7 +204,7 @@ class SqliteBackend(Backend[bytes]):
 
     def _get(self, key: str) -> bytes | None:
         with self._guard:
-            row = self._run(_SELECT, (key,)).fetchone()
+            row = self._run(_SELECT, (_key(key),)).fetchone()
         if row is None:
             return None
         value = row[0]
@@ -184,18 +213,18 @@ class SqliteBackend(Backend[bytes]):
     def _put(self, key: str, value: bytes) -> None:
         value = self._value(key, value)
         with self._guard:
-            self._run(_REPLACE, (key, value))
+            self._run(_REPLACE, (_key(key), value))
 
     def _add(self, key: str, value: bytes) -> bool:
         # One statement, so atomic between processes: the first writer's row stays.
         value = self._value(key, value)
         with self._guard:
-            return self._run(_INSERT_NEW, (key, value)).rowcount == 1
+            return self._run(_INSERT_NEW, (_key(key), value)).rowcount == 1
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it was there."""
         with self._guard:
-            return self._run(_DELETE, (key,)).rowcount == 1
+            return self._run(_DELETE, (_key(key),)).rowcount == 1
 
     def clear(self) -> None:
         """Remove every entry."""
@@ -203,11 +232,10 @@ class SqliteBackend(Backend[bytes]):
             self._run(f"DELETE FROM {_TABLE}", ())
 
     def items(self) -> Iterator[tuple[str, bytes]]:
-        """Every entry as (key, value), as of the moment of the call."""
+        """Every entry as (key, value), as of the moment of the call, in key order."""
         with self._guard:
             rows = self._run(f"SELECT key, value FROM {_TABLE} ORDER BY key", ()).fetchall()
-        for key, value in rows:
-            yield key, bytes(value)
+        return iter([(bytes(k).decode("utf-8", "surrogatepass"), bytes(v)) for k, v in rows])
 
     def __len__(self) -> int:
         with self._guard:
