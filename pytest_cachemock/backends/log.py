@@ -99,12 +99,32 @@ class _LogFile:
                 f"LogBackend cannot open {self.path!r}: {exc}; pass a path to a regular file "
                 "you can write"
             ) from exc
+        try:
+            self.check_format(fd)
+        except BaseException:
+            os.close(fd)
+            raise
         old, self.fd = self.fd, fd
         self.reset()
         if old >= 0:
             # The descriptor of a file that was replaced (compacted): no lock of ours is on
             # the file now at the path through it.
             os.close(old)
+
+    def check_format(self, fd: int) -> None:
+        """Refuse a file that is not a log of this format: a writer would cut it all off."""
+        head = os.pread(fd, len(MAGIC), 0)
+        if MAGIC.startswith(head):
+            return  # empty, ours, or our first record still being written
+        if head[:3] == MAGIC[:3]:
+            raise SystemError(
+                f"{self.path!r} is a LogBackend log of format version {head[3]}; this "
+                f"pytest-cachemock reads version {MAGIC[3]}. Upgrade it, or pass another path"
+            )
+        raise SystemError(
+            f"{self.path!r} is not a LogBackend log (it starts with {head!r}); delete it or "
+            "pass another path"
+        )
 
     def close(self) -> None:
         fd, self.fd = self.fd, -1
@@ -301,6 +321,10 @@ def _after_fork() -> None:
     _files_guard = threading.Lock()
     for f in _files.values():
         f.guard = threading.RLock()
+        if f.fd >= 0:
+            # The child holds no POSIX lock, so closing its copy takes nothing from the parent.
+            with contextlib.suppress(OSError):
+                os.close(f.fd)
         f.fd = -1
         f.reset()
 
@@ -342,7 +366,12 @@ class LogBackend(Backend[bytes]):
                 f"LogBackend needs a file, but {self._path!r} is a directory; pass a file path "
                 f"such as {os.path.join(self._path, 'cache.log')!r}"
             )
-        self._file = _file_for(self._path)
+        # One _LogFile per file: every spelling of the path (``..``, linked directories) must
+        # share it, or two descriptors of one file would not exclude each other.
+        real = os.path.join(
+            os.path.realpath(os.path.dirname(self._path)), os.path.basename(self._path)
+        )
+        self._file = _file_for(real)
         with self._file.guard:
             if self._file.fd < 0:
                 self._file.open()  # fail here, naming the file, rather than at the first get
@@ -451,7 +480,7 @@ class LogBackend(Backend[bytes]):
         with f.guard:
             f.sync()
             rows = [(key, f.read(offset, length)) for key, (offset, length) in f.index.items()]
-        yield from rows
+        return iter(rows)
 
     def __len__(self) -> int:
         f = self._file
