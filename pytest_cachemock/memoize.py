@@ -665,7 +665,8 @@ class Memoizer:
         if backend is not None and not callable(getattr(backend, "get", None)):
             raise UserError(
                 f"Memoizer needs a backend with get/put, got a {type(backend).__qualname__}; "
-                "pass None (in memory), MemoryBackend() or FileBackend(path)"
+                "pass None (in memory), MemoryBackend(), LogBackend(path), SqliteBackend(path) "
+                "or FileBackend(directory)"
             )
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise UserError(f"Memoizer version must be an int >= 0, got {version!r}")

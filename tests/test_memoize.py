@@ -1176,3 +1176,12 @@ def test_forked_child_writes_its_own_entries(tmp_path: Path) -> None:
     g = fresh.memoize(f.__wrapped__)  # type: ignore[attr-defined]
     assert (g(1), g(2)) == (2, 4)
     assert seen.calls == [(1,)]  # the child's call ran in the child; nothing here computed again
+
+
+def test_a_backend_without_get_is_refused_naming_the_choices() -> None:
+    with pytest.raises(UserError) as info:
+        Memoizer(backend="memo.log")  # type: ignore[arg-type]
+    text = str(info.value)
+    assert "got a str" in text
+    for choice in ("None (in memory)", "LogBackend(path)", "SqliteBackend(path)", "FileBackend"):
+        assert choice in text
