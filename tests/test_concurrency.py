@@ -11,24 +11,27 @@ import json
 import multiprocessing
 import random
 import signal
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _selfcheck import VALUES_SOURCE, check_value, make_value
+from _helpers import (
+    KILLED_WRITER,
+    PATIENCE,
+    RW_WORKER,
+    backend_args,
+    expect_line,
+    last_json,
+    start_together,
+    workers,
+)
+from _selfcheck import check_value, make_value
 
 from pytest_cachemock import FileBackend, MemoryBackend, RemoteCache, cache_stats
 
-PATIENCE = 60.0
-
-
 # -- self-checking values ------------------------------------------------------------------
-# Also used, as source text, by the worker processes below: keep it self-contained.
+# (in _selfcheck; also used, as source text, by the worker processes below)
 
 
 def test_self_checking_values_catch_torn_and_mixed_ones() -> None:
@@ -138,86 +141,20 @@ def test_counters_are_exact_under_threads_for_any_name() -> None:
 
 # -- processes: no torn reads --------------------------------------------------------------
 
-_RW_WORKER = (
-    VALUES_SOURCE
-    + """
-import json, random, sys
-from pytest_cachemock import FileBackend, cache_stats
-
-directory, writer, ops, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-keys = [f"shared-{i}" for i in range(6)]
-# Small values, values around the backend's first read (64 KiB), and up to ~200 KB.
-sizes = [200, 4000, 65000, 65536, 66000, 120000, 199000]
-rng = random.Random(seed)
-backend = FileBackend(directory)
-seen = {"get": 0, "hit": 0, "foreign": 0, "big": 0, "put": 0, "bad": []}
-print("ready", flush=True)
-sys.stdin.readline()
-for i in range(ops):
-    key = rng.choice(keys)
-    if rng.random() < 0.4:
-        backend.put(key, make_value(key, writer, i, rng.choice(sizes)))
-        seen["put"] += 1
-        continue
-    seen["get"] += 1
-    value = backend.get(key)
-    if value is None:
-        continue
-    seen["hit"] += 1
-    try:
-        who, _ = check_value(key, value)
-    except ValueError as exc:
-        seen["bad"].append(f"{key}: {exc}")
-        continue
-    seen["foreign"] += who != writer
-    seen["big"] += len(value) > 65536
-seen["stats"] = cache_stats.snapshot().get(backend.name, {})
-print(json.dumps(seen), flush=True)
-"""
-)
-
-
-@contextmanager
-def workers(code: str, args: list[list[str]]) -> Iterator[list[subprocess.Popen[str]]]:
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, *a],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for a in args
-    ]
-    try:
-        yield procs
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            for stream in (p.stdin, p.stdout):
-                if stream is not None:
-                    stream.close()
-
 
 @pytest.mark.slow
 def test_processes_sharing_a_directory_never_read_a_torn_value(tmp_path: Path) -> None:
-    directory = str(tmp_path / "shared")
+    directory = tmp_path / "shared"
     ops = 1500
-    args = [[directory, f"w{n}", str(ops), str(n)] for n in range(4)]
-    with workers(_RW_WORKER, args) as procs:
-        for p in procs:
-            assert p.stdout is not None
-            assert p.stdout.readline().strip() == "ready"
-        for p in procs:  # all four start together
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        reports = []
-        for p in procs:
-            out, _ = p.communicate(timeout=PATIENCE)
-            assert p.returncode == 0
-            reports.append(json.loads(out.strip().splitlines()[-1]))
+    # Small values, values around the backend's first read (64 KiB), and up to ~200 KB.
+    sizes = json.dumps([200, 4000, 65000, 65536, 66000, 120000, 199000])
+    args = [
+        [*backend_args(FileBackend, directory), f"w{n}", str(ops), str(n), "6", sizes]
+        for n in range(4)
+    ]
+    with workers(RW_WORKER, args) as procs:
+        start_together(procs)  # all four start together
+        reports = [last_json(p) for p in procs]
 
     for report in reports:
         assert report["bad"] == []
@@ -233,24 +170,6 @@ def test_processes_sharing_a_directory_never_read_a_torn_value(tmp_path: Path) -
 
 # -- SIGKILL in the middle of writes -------------------------------------------------------
 
-_KILLED_WRITER = (
-    VALUES_SOURCE
-    + """
-import sys
-from pytest_cachemock import FileBackend
-directory, nkeys = sys.argv[1], int(sys.argv[2])
-backend = FileBackend(directory)
-seq = 0
-while True:
-    for i in range(nkeys):
-        key = f"k{i}"
-        backend.put(key, make_value(key, "new", seq, 50_000 + 37 * seq % 150_000))
-        seq += 1
-        if seq == 1:
-            print("writing", flush=True)
-"""
-)
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
@@ -264,9 +183,8 @@ def test_sigkill_mid_write_leaves_absent_old_or_new(
     for i in range(nkeys):
         backend.put(f"k{i}", make_value(f"k{i}", "old", 0, 1000))
 
-    with workers(_KILLED_WRITER, [[str(directory), str(nkeys)]]) as (proc,):
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "writing"
+    with workers(KILLED_WRITER, [[*backend_args(FileBackend, directory), str(nkeys)]]) as (proc,):
+        expect_line(proc, "writing")
         # Let it write for a moment (different lengths per round), then kill it mid-way.
         threading.Event().wait(0.05 + 0.1 * round_)
         proc.send_signal(signal.SIGKILL)

@@ -5,7 +5,6 @@ entries are misses (never unpickled), and nothing is written before the first pu
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
 import shutil
@@ -16,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers import (
+    PATH_KEYS,
+    every_file,
+    umask0,  # noqa: F401 - a fixture
+)
 
 from pytest_cachemock import (
     FileBackend,
@@ -30,37 +34,13 @@ pytestmark = pytest.mark.usefixtures("fresh_stats")
 ENTRY = re.compile(r"^[0-9a-f]{40}\.ce$")
 
 NASTY_KEYS = [
-    "../x",
-    "../../../../../../../../tmp/escaped",
-    "/etc/passwd",
-    "a/../../b",
+    *PATH_KEYS,
     "a\0b",
     "\0",
-    "k" * 100_000,
-    "ключ/日本語/🔑",
     "\ud800",  # a lone high surrogate
     "x\udfffy",  # a lone low surrogate
-    "",
-    ".",
-    "..",
     ".lock",
-    "C:\\Windows\\system32",
-    "~/.ssh/id_rsa",
 ]
-
-
-def every_file(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if not p.is_dir())
-
-
-@pytest.fixture
-def umask0() -> Iterator[None]:
-    """A permissive umask, so permission bits come from the backend and not the umask."""
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 @pytest.mark.parametrize("key", NASTY_KEYS, ids=lambda k: repr(k)[:30])
