@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Generic, TypeVar
 
 from ..counters import NameCounters, cache_stats
+from ..errors import ValueEncodingError
 
 __all__ = ["Backend"]
 
@@ -97,6 +98,18 @@ class Backend(ABC, Generic[T]):
 
 
 _add_lock = threading.RLock()
+
+
+def bytes_value(store: str, key: str, value: object) -> bytes:
+    """``value`` as bytes for a store that keeps bytes, or a ValueEncodingError saying so."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise ValueEncodingError(
+        f"{store} stores bytes, got a {type(value).__qualname__} for key {key!r}; "
+        "put it through a serde (JsonSerde, PickleSerde) first"
+    )
 
 
 def lock_timeout_seconds(value: object) -> float:

@@ -28,9 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ValueEncodingError
 from ..locks import file_lock, make_file_lock
-from .base import Backend, lock_timeout_seconds
+from .base import Backend, bytes_value, lock_timeout_seconds
 
 if TYPE_CHECKING:
     import filelock
@@ -238,12 +237,7 @@ class FileBackend(Backend[bytes]):
     # -- writing -----------------------------------------------------------------------------
 
     def _encode(self, key: str, kb: bytes, value: bytes) -> bytes:
-        if not isinstance(value, (bytes, bytearray, memoryview)):
-            raise ValueEncodingError(
-                f"FileBackend stores bytes, got a {type(value).__qualname__} for key {key!r}; "
-                "put it through a serde (JsonSerde, PickleSerde) first"
-            )
-        value = bytes(value)
+        value = bytes_value("FileBackend", key, value)
         return _HEADER.pack(MAGIC, len(kb), len(value), _digest(kb, value)) + kb + value
 
     def _write(self, path: str, blob: bytes) -> None:

@@ -41,8 +41,8 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-from ..errors import FileLockTimeoutError, SystemError, ValueEncodingError
-from .base import Backend, lock_timeout_seconds
+from ..errors import FileLockTimeoutError, SystemError
+from .base import Backend, bytes_value, lock_timeout_seconds
 
 __all__ = ["LogBackend"]
 
@@ -378,17 +378,6 @@ class LogBackend(Backend[bytes]):
 
     # -- entries -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _value(key: str, value: object) -> bytes:
-        if isinstance(value, bytes):
-            return value
-        if isinstance(value, (bytearray, memoryview)):
-            return bytes(value)
-        raise ValueEncodingError(
-            f"LogBackend stores bytes, got a {type(value).__qualname__} for key {key!r}; "
-            "put it through a serde (JsonSerde, PickleSerde) first"
-        )
-
     def _get(self, key: str) -> bytes | None:
         f = self._file
         with f.guard:
@@ -427,11 +416,11 @@ class LogBackend(Backend[bytes]):
         return True
 
     def _put(self, key: str, value: bytes) -> None:
-        self._write(key, self._value(key, value), only_new=False)
+        self._write(key, bytes_value("LogBackend", key, value), only_new=False)
 
     def _add(self, key: str, value: bytes) -> bool:
         # Under the log's lock, after reading what others appended: atomic between processes.
-        return self._write(key, self._value(key, value), only_new=True)
+        return self._write(key, bytes_value("LogBackend", key, value), only_new=True)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it was there."""
@@ -453,23 +442,20 @@ class LogBackend(Backend[bytes]):
 
     def clear(self) -> None:
         """Remove every entry; the log is rewritten empty."""
-        f = self._file
-        with f.guard:
-            f.lock(self.lock_timeout)
-            try:
-                f.sync()
-                f.reset()
-                f.compact()
-            finally:
-                f.unlock()
+        self._rewrite(keep=False)
 
     def compact(self) -> None:
         """Rewrite the log with its live entries only (a new file renamed over it)."""
+        self._rewrite(keep=True)
+
+    def _rewrite(self, *, keep: bool) -> None:
         f = self._file
         with f.guard:
             f.lock(self.lock_timeout)
             try:
                 f.sync()
+                if not keep:
+                    f.reset()
                 f.compact()
             finally:
                 f.unlock()

@@ -24,8 +24,8 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import FileLockTimeoutError, SystemError, ValueEncodingError
-from .base import Backend, lock_timeout_seconds
+from ..errors import FileLockTimeoutError, SystemError
+from .base import Backend, bytes_value, lock_timeout_seconds
 
 __all__ = ["SqliteBackend"]
 
@@ -191,17 +191,6 @@ class SqliteBackend(Backend[bytes]):
 
     # -- entries -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _value(key: str, value: object) -> bytes:
-        if isinstance(value, bytes):
-            return value
-        if isinstance(value, (bytearray, memoryview)):
-            return bytes(value)
-        raise ValueEncodingError(
-            f"SqliteBackend stores bytes, got a {type(value).__qualname__} for key {key!r}; "
-            "put it through a serde (JsonSerde, PickleSerde) first"
-        )
-
     def _get(self, key: str) -> bytes | None:
         with self._guard:
             row = self._run(_SELECT, (_key(key),)).fetchone()
@@ -211,13 +200,13 @@ class SqliteBackend(Backend[bytes]):
         return value if type(value) is bytes else bytes(value)
 
     def _put(self, key: str, value: bytes) -> None:
-        value = self._value(key, value)
+        value = bytes_value("SqliteBackend", key, value)
         with self._guard:
             self._run(_REPLACE, (_key(key), value))
 
     def _add(self, key: str, value: bytes) -> bool:
         # One statement, so atomic between processes: the first writer's row stays.
-        value = self._value(key, value)
+        value = bytes_value("SqliteBackend", key, value)
         with self._guard:
             return self._run(_INSERT_NEW, (_key(key), value)).rowcount == 1
 
