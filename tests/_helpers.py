@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,18 @@ PATIENCE = 60.0
 
 
 # -- counters and files --------------------------------------------------------------------
+
+
+class Counter:
+    """Counts calls of a function, per argument tuple."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> None:
+        with self.lock:
+            self.calls.append(args)
 
 
 def snap(name: str) -> dict[str, int]:

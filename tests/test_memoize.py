@@ -14,40 +14,30 @@ import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
+from _helpers import PATIENCE, Counter, snap
 
 from pytest_cachemock import (
     Backend,
     CacheError,
     FileBackend,
     KeyEncodingError,
+    LogBackend,
     Memoizer,
     MemoryBackend,
     PassthroughSerde,
     PickleSerde,
     ReplayMissError,
+    SqliteBackend,
     UserError,
     ValueDecodingError,
     ValueEncodingError,
-    cache_stats,
     discovery,
 )
 
 pytestmark = pytest.mark.usefixtures("fresh_stats")
-
-
-class Counter:
-    """Counts calls of a function, per argument tuple."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, *args: Any) -> None:
-        with self.lock:
-            self.calls.append(args)
 
 
 class Recording(Backend[Any]):
@@ -90,10 +80,6 @@ class Flaky(Backend[Any]):
         if self.down:
             raise ConnectionError("backend is down")
         self.data[key] = value
-
-
-def stats(name: str) -> dict[str, int]:
-    return cache_stats.snapshot().get(name, {"hit": 0, "miss": 0, "put": 0, "exception": 0})
 
 
 # -- decorators and results --------------------------------------------------------------------
@@ -364,8 +350,8 @@ def test_cache_stats_counts_every_call_under_the_kind() -> None:
     f(1.5)  # type: ignore[arg-type]
     f(1.5)  # type: ignore[arg-type]
     g(1)
-    assert stats("counted") == {"hit": 2, "miss": 2, "put": 2, "exception": 0}
-    assert stats("memoize") == {"hit": 0, "miss": 1, "put": 1, "exception": 0}
+    assert snap("counted") == {"hit": 2, "miss": 2, "put": 2, "exception": 0}
+    assert snap("memoize") == {"hit": 0, "miss": 1, "put": 1, "exception": 0}
 
 
 def test_kind_is_registered_and_validated() -> None:
@@ -435,31 +421,50 @@ def test_deterministic_first_writer_wins_for_record_and_memoize() -> None:
 # -- single flight -----------------------------------------------------------------------------
 
 
-def test_single_flight_eight_threads() -> None:
-    memo = Memoizer(kind="flight")
+# Where single flight between threads is checked: in memory, and on each on-disk backend
+# (their own per-key lock between processes must not get in the way of the threads').
+STORES: dict[str, Callable[[Path], Any]] = {
+    "memory": lambda tmp: None,
+    "file": lambda tmp: FileBackend(tmp / "store"),
+    "log": lambda tmp: LogBackend(tmp / "memo.log"),
+    "sqlite": lambda tmp: SqliteBackend(tmp / "memo.sqlite3"),
+}
+
+
+@pytest.mark.parametrize("where", STORES)
+def test_single_flight_eight_threads(tmp_path: Path, where: str) -> None:
+    kind = f"flight_{where}"
+    memo = Memoizer(kind=kind, backend=STORES[where](tmp_path))
     seen = Counter()
     barrier = threading.Barrier(8)
 
     @memo.memoize
-    def slow(x: int) -> int:
+    def slow(x: int) -> dict[str, int]:
         seen(x)
         time.sleep(0.2)
-        return x * 2
+        return {"x": x}
 
-    results: list[int] = []
+    results: list[object] = []
 
     def worker() -> None:
-        barrier.wait()
-        results.append(slow(21))
+        barrier.wait(PATIENCE)
+        results.append(slow(4))
 
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert results == [42] * 8
-    assert seen.calls == [(21,)]
-    assert stats("flight") == {"hit": 7, "miss": 1, "put": 1, "exception": 0}
+        t.join(PATIENCE)
+    assert results == [{"x": 4}] * 8
+    assert seen.calls == [(4,)]
+    assert memo.flush()
+    assert snap(kind) == {"hit": 7, "miss": 1, "put": 1, "exception": 0}
+    items = memo.real_backend.items()  # type: ignore[attr-defined]
+    assert [key for key, _ in items if key.startswith(f"{kind}/")] == [memo.key_for(slow, 4)]
+    if where != "memory":  # a later memoizer on the same store reads it, computing nothing
+        fresh = Memoizer(kind=kind, backend=STORES[where](tmp_path))
+        assert fresh.memoize(slow.__wrapped__)(4) == {"x": 4}  # type: ignore[attr-defined]
+        assert seen.calls == [(4,)]
 
 
 def test_single_flight_error_reaches_every_waiter_and_nothing_is_stored() -> None:
@@ -508,7 +513,7 @@ def test_single_flight_five_concurrent_awaits() -> None:
 
     assert asyncio.run(main()) == [{"x": 7}] * 5
     assert seen.calls == [(7,)]
-    assert stats("aflight") == {"hit": 4, "miss": 1, "put": 1, "exception": 0}
+    assert snap("aflight") == {"hit": 4, "miss": 1, "put": 1, "exception": 0}
     assert asyncio.run(fetch(7)) == {"x": 7}  # a front hit, another event loop
     assert seen.calls == [(7,)]
 
@@ -578,7 +583,7 @@ def test_backend_failures_never_lose_the_result_one_warning_per_outage() -> None
         results = [f(1), f(2), f(3)]
     assert results == [3, 6, 9]
     assert len(caught) == 1
-    assert stats("outage")["exception"] == 6  # a failed read and a failed write per call
+    assert snap("outage")["exception"] == 6  # a failed read and a failed write per call
     backend.down = False
     assert f(4) == 12
     backend.down = True
@@ -599,7 +604,7 @@ def test_undecodable_stored_entry_is_a_counted_miss() -> None:
     backend.put(memo.key_for(f, 1), b"not json")
     with pytest.warns(RuntimeWarning, match="cannot decode"):
         assert f(1) == 1
-    assert stats("garbled")["exception"] == 1
+    assert snap("garbled")["exception"] == 1
     assert f(1) == 1
 
 
@@ -810,7 +815,7 @@ def test_tampered_entries_are_skipped_and_counted(tmp_path: Path) -> None:
     loader = Memoizer(kind="tampered")
     with pytest.warns(RuntimeWarning, match="skipped 1 entry"):
         assert loader.load(path) == 1
-    assert stats("tampered")["exception"] == 1
+    assert snap("tampered")["exception"] == 1
 
 
 def test_dump_with_pickle_and_passthrough_serdes(tmp_path: Path) -> None:
@@ -950,7 +955,7 @@ def test_override_backend_failure_is_a_counted_miss() -> None:
             assert f(1) == 1
     finally:
         del memo.backend_override_cls
-    assert stats("mockfail")["exception"] == 2
+    assert snap("mockfail")["exception"] == 2
 
 
 def test_no_toolkit_module_imports_pytest_or_torch() -> None:
@@ -1123,37 +1128,6 @@ def test_flush_with_nothing_pending_returns_at_once(tmp_path: Path) -> None:
     assert sum(1 for _ in again.real_backend.items()) == 20  # type: ignore[attr-defined]
 
 
-def test_single_flight_threads_on_a_file_backend(tmp_path: Path) -> None:
-    memo = Memoizer(kind="flight_disk", backend=FileBackend(tmp_path))
-    seen = Counter()
-    barrier = threading.Barrier(8)
-
-    @memo.memoize
-    def slow(x: int) -> dict[str, int]:
-        seen(x)
-        time.sleep(0.2)
-        return {"x": x}
-
-    results: list[object] = []
-
-    def worker() -> None:
-        barrier.wait()
-        results.append(slow(4))
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [{"x": 4}] * 8
-    assert seen.calls == [(4,)]
-    assert memo.flush()
-    fresh = Memoizer(kind="flight_disk", backend=FileBackend(tmp_path))
-    assert fresh.memoize(slow.__wrapped__)(4) == {"x": 4}  # type: ignore[attr-defined]
-    assert seen.calls == [(4,)]
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_forked_child_writes_its_own_entries(tmp_path: Path) -> None:
     import multiprocessing
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import pytest
 from _helpers import (
     HEADER,
+    Counter,
     probe,
     race,
     read_log,
@@ -37,8 +38,6 @@ from pytest_cachemock import LogBackend, Memoizer, ReplayMissError, SqliteBacken
 from pytest_cachemock.backends import Backend
 
 pytestmark = pytest.mark.usefixtures("fresh_stats")
-
-PATIENCE = 60.0
 
 
 def read_whole_log(path: Path) -> dict[str, bytes]:
@@ -103,16 +102,6 @@ def store(request: pytest.FixtureRequest) -> Store:
     return request.param  # type: ignore[no-any-return]
 
 
-class Calls:
-    def __init__(self) -> None:
-        self.args: list[tuple[Any, ...]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, *args: Any) -> None:
-        with self.lock:
-            self.args.append(args)
-
-
 # -- in one process ------------------------------------------------------------------------
 
 
@@ -122,7 +111,7 @@ def test_first_call_misses_and_stores_the_second_hits(tmp_path: Path, store: Sto
     kind, name = f"{store.prefix}_first", f"{store.prefix}:first"
     backend = store.make(path, name=name)
     memo = Memoizer(kind=kind, backend=backend)
-    calls = Calls()
+    calls = Counter()
 
     @memo.memoize
     def tags_of(x: int, tags: set[str]) -> list[str]:
@@ -141,7 +130,7 @@ def test_first_call_misses_and_stores_the_second_hits(tmp_path: Path, store: Sto
     assert record["fn"].endswith("tags_of")
 
     assert tags_of(1, {"a", "b"}) == ["a", "b"]
-    assert calls.args == [(1,)]
+    assert calls.calls == [(1,)]
     assert snap(kind) == {"hit": 1, "miss": 1, "put": 1, "exception": 0}
     # The per-key lock between processes is a byte-range lock in a file next to the
     # backend's; nothing else is made (but SQLite's own -wal and -shm).
@@ -159,7 +148,7 @@ def test_first_call_misses_and_stores_the_second_hits(tmp_path: Path, store: Sto
 def test_a_fresh_memoizer_and_backend_in_the_same_process_hit(tmp_path: Path, store: Store) -> None:
     path = store.file(tmp_path)
     kind, one, two = f"{store.prefix}_fresh", f"{store.prefix}:one", f"{store.prefix}:two"
-    calls = Calls()
+    calls = Counter()
 
     def tags_of(x: int, tags: frozenset[str]) -> list[str]:
         calls(x)
@@ -175,7 +164,7 @@ def test_a_fresh_memoizer_and_backend_in_the_same_process_hit(tmp_path: Path, st
     spec = getattr(again, memoize_module._SPEC_ATTR)
     assert spec.front == {}  # nothing in memory: a hit can only come from the file
     assert again(1, frozenset({"a", "b"})) == ["a", "b"]
-    assert calls.args == [(1,)]
+    assert calls.calls == [(1,)]
     assert snap(two) == {"hit": 1, "miss": 0, "put": 0, "exception": 0}
     assert snap(kind) == {"hit": 1, "miss": 1, "put": 1, "exception": 0}
     assert len(spec.front) == 1  # the hit filled the front
@@ -186,7 +175,7 @@ def test_a_fresh_memoizer_and_backend_in_the_same_process_hit(tmp_path: Path, st
 
 def test_entries_survive_compactions_of_the_log(tmp_path: Path) -> None:
     log = LOG.file(tmp_path)
-    calls = Calls()
+    calls = Counter()
 
     def square(x: int) -> int:
         calls(x)
@@ -208,42 +197,12 @@ def test_entries_survive_compactions_of_the_log(tmp_path: Path) -> None:
     assert os.path.getsize(log) <= 2 * live  # over compact_at: never more than half garbage
     backend.compact()
     assert os.path.getsize(log) == live
-    calls.args.clear()
+    calls.calls.clear()
     later = Memoizer(kind="lg_compact", backend=LogBackend(log))
     again = later.memoize(square)
     assert [again(x) for x in range(40)] == [x * x for x in range(40)]
-    assert calls.args == []  # every one was a hit in the compacted log
+    assert calls.calls == []  # every one was a hit in the compacted log
     assert snap("lg_compact")["exception"] == 0
-
-
-def test_single_flight_threads(tmp_path: Path, store: Store) -> None:
-    path = store.file(tmp_path)
-    kind = f"{store.prefix}_threads"
-    memo = Memoizer(kind=kind, backend=store.make(path))
-    calls = Calls()
-    barrier = threading.Barrier(8)
-
-    @memo.memoize
-    def slow(x: int) -> dict[str, int]:
-        calls(x)
-        time.sleep(0.2)
-        return {"x": x}
-
-    results: list[object] = []
-
-    def worker() -> None:
-        barrier.wait(PATIENCE)
-        results.append(slow(4))
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(PATIENCE)
-    assert results == [{"x": 4}] * 8
-    assert calls.args == [(4,)]
-    assert snap(kind) == {"hit": 7, "miss": 1, "put": 1, "exception": 0}
-    assert len(store.rows(path, f"{kind}/")) == 1
 
 
 def test_no_writer_thread_and_flush_returns_at_once(tmp_path: Path, store: Store) -> None:
@@ -323,7 +282,7 @@ def test_cache_clear_removes_only_this_memoizers_entries(tmp_path: Path, store: 
     shared.put("someone-else", b"keep")
     ours = Memoizer(kind=kind, backend=shared)
     theirs = Memoizer(kind=other_kind, backend=store.make(path))  # same file
-    calls = Calls()
+    calls = Counter()
 
     def f(x: int) -> int:
         calls(x)
@@ -339,12 +298,12 @@ def test_cache_clear_removes_only_this_memoizers_entries(tmp_path: Path, store: 
     assert len(store.rows(path, f"{other_kind}/")) == 2
     assert store.rows(path, "someone-else") == {"someone-else": b"keep"}
 
-    calls.args.clear()
+    calls.calls.clear()
     assert mine(1) == 10  # computed again: gone from the front and from the file
-    assert calls.args == [(1,)]
+    assert calls.calls == [(1,)]
     later = Memoizer(kind=other_kind, backend=store.make(path))
     assert later.memoize(f)(3) == 30  # the other memoizer's entry is still in the file
-    assert calls.args == [(1,)]
+    assert calls.calls == [(1,)]
 
 
 # -- across processes ----------------------------------------------------------------------
