@@ -29,6 +29,16 @@ from pytest_cachemock import cache_stats
 
 PATIENCE = 60.0
 
+# The five torch._inductor.config flags the torch profile switches (what the tests expect,
+# written out here rather than read from the package).
+TORCH_FLAGS = (
+    "fx_graph_cache",
+    "fx_graph_remote_cache",
+    "autotune_local_cache",
+    "autotune_remote_cache",
+    "bundled_autotune_remote_cache",
+)
+
 
 # -- counters and files --------------------------------------------------------------------
 

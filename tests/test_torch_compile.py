@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from _helpers import TORCH_FLAGS as FLAGS
 
 from pytest_cachemock import PatchCaches, Stats
 from pytest_cachemock.stats import GlobalStats
@@ -26,13 +27,6 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch"),
 ]
 
-FLAGS = (
-    "fx_graph_cache",
-    "fx_graph_remote_cache",
-    "autotune_local_cache",
-    "autotune_remote_cache",
-    "bundled_autotune_remote_cache",
-)
 CLASSES = (
     "LocalAutotuneCache",
     "RemoteAutotuneCache",

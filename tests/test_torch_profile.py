@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import pytest
+from _helpers import TORCH_FLAGS as FLAGS
 
 from pytest_cachemock import PatchCaches, Stats, global_stats
 from pytest_cachemock.kinds import KindConfigError, Registry
@@ -22,14 +23,6 @@ pytestmark = [
     pytest.mark.torch,
     pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch"),
 ]
-
-FLAGS = (
-    "fx_graph_cache",
-    "fx_graph_remote_cache",
-    "autotune_local_cache",
-    "autotune_remote_cache",
-    "bundled_autotune_remote_cache",
-)
 
 
 def torch_registry() -> Registry:
