@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, TypeVar, Union
 
 import pytest
 from _selfcheck import VALUES_SOURCE
@@ -28,6 +28,8 @@ from _selfcheck import VALUES_SOURCE
 from pytest_cachemock import cache_stats
 
 PATIENCE = 60.0
+
+T = TypeVar("T")
 
 # The five torch._inductor.config flags the torch profile switches (what the tests expect,
 # written out here rather than read from the package).
@@ -53,6 +55,31 @@ class Counter:
     def __call__(self, *args: Any) -> None:
         with self.lock:
             self.calls.append(args)
+
+
+def run_threads(count: int, work: Callable[[int, threading.Barrier], T]) -> list[T]:
+    """Run ``work(n, start)`` in ``count`` threads that wait on ``start`` together; their
+    results in thread order. An error in one aborts the barrier (so no thread waits for it
+    forever) and fails the test; so does a thread still running after PATIENCE."""
+    start = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            results[n] = work(n, start)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(PATIENCE)
+    assert errors == []
+    assert not any(t.is_alive() for t in threads)
+    return results
 
 
 def snap(name: str) -> dict[str, int]:

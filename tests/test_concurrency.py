@@ -23,6 +23,7 @@ from _helpers import (
     backend_args,
     expect_line,
     last_json,
+    run_threads,
     start_together,
     workers,
 )
@@ -85,24 +86,7 @@ def hammer(cache: ConcurrencyCache, seed: int, start: threading.Barrier) -> dict
 def test_threads_give_exact_counts(backend_kind: str, tmp_path: Path) -> None:
     backend = MemoryBackend() if backend_kind == "memory" else FileBackend(tmp_path / "store")
     cache = ConcurrencyCache(backend, namespace="conc")
-    start = threading.Barrier(THREADS)
-    results: list[dict[str, int]] = [{} for _ in range(THREADS)]
-    errors: list[BaseException] = []
-
-    def run(n: int) -> None:
-        try:
-            results[n] = hammer(cache, n, start)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            start.abort()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(PATIENCE)
-    assert not errors
-    assert not any(t.is_alive() for t in threads)
+    results = run_threads(THREADS, lambda n, start: hammer(cache, n, start))
 
     total = {field: sum(r[field] for r in results) for field in ("hit", "miss", "put", "bad")}
     assert total["bad"] == 0

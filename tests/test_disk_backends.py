@@ -37,6 +37,7 @@ from _helpers import (
     last_json,
     read_log,
     record_of,
+    run_threads,
     size_of,
     snap,
     start_together,
@@ -352,50 +353,37 @@ def test_threads_share_a_file_with_exact_counts(
         (tmp_path / "sub").mkdir()
         backends = [first, disk(tmp_path / "sub" / ".." / path.name)]
     deletes = 0.05 if disk.is_log else 0.0  # the log's deletes are records too
-    start = threading.Barrier(THREADS)
-    results: list[dict[str, int]] = [{} for _ in range(THREADS)]
-    errors: list[BaseException] = []
 
-    def run(n: int) -> None:
+    def run(n: int, start: threading.Barrier) -> dict[str, int]:
         backend = backends[n % len(backends)]
         rng = random.Random(n)
         seen = {"hit": 0, "miss": 0, "put": 0, "delete": 0, "bad": 0}
-        try:
-            start.wait(PATIENCE)
-            for i in range(OPS_PER_THREAD):
-                key = f"key-{rng.randrange(THREAD_KEYS)}"
-                roll = rng.random()
-                if roll < 0.2:
-                    backend.put(key, make_value(key, f"t{n}", i, rng.choice((128, 700, 3000))))
-                    seen["put"] += 1
-                elif roll < 0.3:
-                    added = backend.add(key, make_value(key, f"t{n}", i, 200))
-                    seen["put" if added else "hit"] += 1
-                elif roll < 0.3 + deletes:
-                    backend.delete(key)
-                    seen["delete"] += 1
-                else:
-                    value = backend.get(key)
-                    if value is None:
-                        seen["miss"] += 1
-                        continue
-                    seen["hit"] += 1
-                    try:
-                        check_value(key, value)
-                    except ValueError:
-                        seen["bad"] += 1
-            results[n] = seen
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-            start.abort()
+        start.wait(PATIENCE)
+        for i in range(OPS_PER_THREAD):
+            key = f"key-{rng.randrange(THREAD_KEYS)}"
+            roll = rng.random()
+            if roll < 0.2:
+                backend.put(key, make_value(key, f"t{n}", i, rng.choice((128, 700, 3000))))
+                seen["put"] += 1
+            elif roll < 0.3:
+                added = backend.add(key, make_value(key, f"t{n}", i, 200))
+                seen["put" if added else "hit"] += 1
+            elif roll < 0.3 + deletes:
+                backend.delete(key)
+                seen["delete"] += 1
+            else:
+                value = backend.get(key)
+                if value is None:
+                    seen["miss"] += 1
+                    continue
+                seen["hit"] += 1
+                try:
+                    check_value(key, value)
+                except ValueError:
+                    seen["bad"] += 1
+        return seen
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(PATIENCE)
-    assert errors == []
-    assert not any(t.is_alive() for t in threads)
+    results = run_threads(THREADS, run)
     fields = ("hit", "miss", "put", "delete", "bad")
     total = {field: sum(r[field] for r in results) for field in fields}
     assert total["bad"] == 0
