@@ -37,7 +37,6 @@ from typing_extensions import ParamSpec
 from . import discovery
 from .backends.base import Backend
 from .backends.file import FileBackend
-from .backends.log import LogBackend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats
 from .errors import (
@@ -464,15 +463,13 @@ _lock_fds_guard = threading.Lock()
 
 
 def _range_lock_path(backend: Backend[Any]) -> str:
-    """The file whose byte ranges lock keys of ``backend`` between processes, or ""."""
-    if isinstance(backend, FileBackend):
-        return os.path.join(os.fspath(backend.directory), _LOCK_FILE)
-    if isinstance(backend, LogBackend):
-        return str(backend.path) + _LOCK_FILE
-    sqlite = sys.modules.get("pytest_cachemock.backends.sqlite")  # imported only when used
-    if sqlite is not None and isinstance(backend, sqlite.SqliteBackend):
-        return str(backend.path) + _LOCK_FILE
-    return ""
+    """The file whose byte ranges lock keys of ``backend`` between processes, or "".
+
+    On-disk backends name a path next to their store through ``sidecar_path(name)``; a
+    backend without one (memory, a server) has no such file.
+    """
+    sidecar = getattr(backend, "sidecar_path", None)
+    return cast(str, sidecar(_LOCK_FILE)) if callable(sidecar) else ""
 
 
 def _open_lock_file(path: str, stale: int | None) -> int:
@@ -678,10 +675,10 @@ class Memoizer:
         self._json_serde = type(self.serde) is JsonSerde
         self._owns_backend = backend is None
         self._backend: Backend[Any] = backend if backend is not None else MemoryBackend()
-        # On a FileBackend, LogBackend or SqliteBackend (POSIX): the per-key lock between
-        # processes is a byte-range lock in one file next to the store. A FileBackend's plain
-        # stores are written behind (see _store); the others' are cheap enough to write in
-        # the call.
+        # On a backend with a sidecar_path (FileBackend, LogBackend, SqliteBackend; POSIX): the
+        # per-key lock between processes is a byte-range lock in one file next to the store.
+        # A FileBackend's plain stores are written behind (see _store); the others' are cheap
+        # enough to write in the call.
         self._lock_path = _range_lock_path(self._backend) if fcntl is not None else ""
         self._range_lock = bool(self._lock_path)
         self._write_behind = isinstance(self._backend, FileBackend) and self._range_lock

@@ -1159,3 +1159,16 @@ def test_a_backend_without_get_is_refused_naming_the_choices() -> None:
     assert "got a str" in text
     for choice in ("None (in memory)", "LogBackend(path)", "SqliteBackend(path)", "FileBackend"):
         assert choice in text
+
+
+def test_a_backend_with_a_sidecar_path_gets_the_key_lock_between_processes(
+    tmp_path: Path,
+) -> None:
+    class Shared(MemoryBackend):
+        def sidecar_path(self, name: str) -> str:
+            return str(tmp_path / f"store{name}")
+
+    memo = Memoizer(kind="sidecar", backend=Shared())
+    assert memo.memoize(lambda n: n + 1)(1) == 2
+    assert (tmp_path / "store.memoize.lock").exists()  # the lock file it took a byte of
+    assert Memoizer(backend=MemoryBackend())._lock_path == ""  # nothing next to a memory store

@@ -271,6 +271,11 @@ class FileBackend(Backend[bytes]):
             self._write(path, blob)
             return True
 
+    def sidecar_path(self, name: str) -> str:
+        """The path of a helper file ``name`` in the directory (a memoizer's lock file, say);
+        the name must not end in the entries' suffix."""
+        return os.path.join(self._dir, name)
+
     # -- locks and housekeeping --------------------------------------------------------------
 
     def _file_lock(self, name: str) -> filelock.BaseFileLock:

@@ -376,6 +376,11 @@ class LogBackend(Backend[bytes]):
             if self._file.fd < 0:
                 self._file.open()  # fail here, naming the file, rather than at the first get
 
+    def sidecar_path(self, name: str) -> str:
+        """The path of a helper file next to this one: its path with ``name`` appended (a
+        memoizer's lock file, ``<path>.memoize.lock``, say)."""
+        return self._path + name
+
     # -- entries -----------------------------------------------------------------------------
 
     def _get(self, key: str) -> bytes | None:

@@ -95,6 +95,11 @@ class SqliteBackend(Backend[bytes]):
         self._connect()  # fail here, naming the file, rather than at the first get
         _live.add(self)
 
+    def sidecar_path(self, name: str) -> str:
+        """The path of a helper file next to this one: its path with ``name`` appended (a
+        memoizer's lock file, ``<path>.memoize.lock``, say)."""
+        return self._path + name
+
     # -- the connection ----------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
