@@ -56,6 +56,27 @@ def quote_body(sku: str, qty: int) -> dict[str, Any]:
     return {"sku": sku, "qty": qty, "price": qty * 3}
 
 
+# -- our on-disk stores -------------------------------------------------------------------------
+
+# Our sides in the on-disk measurements, as they appear in the tables.
+OURS_ON_DISK = {
+    "log": "ours Memoizer + LogBackend",
+    "sqlite": "ours Memoizer + SqliteBackend",
+    "file": "ours Memoizer + FileBackend",
+}
+
+
+def make_store(side: str, directory: str) -> Any:
+    """Our backend ``side`` ("log", "sqlite" or "file") with its files in ``directory``."""
+    from pytest_cachemock import FileBackend, LogBackend, SqliteBackend
+
+    if side == "log":
+        return LogBackend(os.path.join(directory, "memo.log"))
+    if side == "sqlite":
+        return SqliteBackend(os.path.join(directory, "memo.sqlite3"))
+    return FileBackend(directory)
+
+
 # -- statistics --------------------------------------------------------------------------------
 
 
@@ -140,41 +161,25 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     from torch._inductor.runtime.caching.interfaces import PersistentMemoizer
 
-    from pytest_cachemock import FileBackend, LogBackend, Memoizer, SqliteBackend
+    from pytest_cachemock import Memoizer
 
-    out: dict[str, list[float]] = {
-        "ours Memoizer + LogBackend": [],
-        "ours Memoizer + SqliteBackend": [],
-        "ours Memoizer + FileBackend": [],
-        "torch PersistentMemoizer": [],
-    }
+    torch_name = "torch PersistentMemoizer"
+    out: dict[str, list[float]] = {name: [] for name in [*OURS_ON_DISK.values(), torch_name]}
     clock = time.perf_counter_ns
-    # torch writes under <tmp>/torchinductor_<user>/cache/<sub_dir>; ours goes next to it.
+    # torch writes under <tmp>/torchinductor_<user>/cache/<sub_dir>; ours go next to it.
     parent = os.path.join(default_cache_dir(), "cache")
     for r in range(rounds):
         torch_sub = f"bench-{os.getpid()}-{r}-torch"
-        ours_dir = os.path.join(parent, f"bench-{os.getpid()}-{r}-ours")
-        sqlite_dir = os.path.join(parent, f"bench-{os.getpid()}-{r}-sqlite")
-        memo = Memoizer(kind="bench_first", backend=FileBackend(ours_dir))
-        memo_log = Memoizer(
-            kind="bench_first_log",
-            backend=LogBackend(os.path.join(sqlite_dir, "memo.log")),
-        )
-        memo_sql = Memoizer(
-            kind="bench_first_sql",
-            backend=SqliteBackend(os.path.join(sqlite_dir, "memo.sqlite3")),
-        )
+        dirs = {
+            side: os.path.join(parent, f"bench-{os.getpid()}-{r}-{side}") for side in OURS_ON_DISK
+        }
+        memos = {
+            side: Memoizer(kind=f"bench_first_{side}", backend=make_store(side, dirs[side]))
+            for side in OURS_ON_DISK
+        }
         try:
-            fn_ours = memo.memoize(quote_body)
-            fn_sql = memo_sql.memoize(quote_body)
-            fn_log = memo_log.memoize(quote_body)
-            fn_torch = PersistentMemoizer(sub_dir=torch_sub).memoize()(quote_body)
-            sides = [
-                ("ours Memoizer + LogBackend", fn_log),
-                ("ours Memoizer + SqliteBackend", fn_sql),
-                ("ours Memoizer + FileBackend", fn_ours),
-                ("torch PersistentMemoizer", fn_torch),
-            ]
+            sides = [(OURS_ON_DISK[side], memo.memoize(quote_body)) for side, memo in memos.items()]
+            sides.append((torch_name, PersistentMemoizer(sub_dir=torch_sub).memoize()(quote_body)))
             shift = r % len(sides)  # who goes first rotates
             for name, fn in sides[shift:] + sides[:shift]:
                 samples = out[name]
@@ -183,11 +188,12 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
                     t0 = clock()
                     fn(*a)
                     samples.append(clock() - t0)
-                memo.flush()  # untimed; before torch's side, so that nothing of ours runs
+                # Untimed: the FileBackend writer thread finishes before the next side runs.
+                memos["file"].flush()
         finally:
-            memo.flush()
-            shutil.rmtree(ours_dir, ignore_errors=True)
-            shutil.rmtree(sqlite_dir, ignore_errors=True)
+            memos["file"].flush()
+            for directory in dirs.values():
+                shutil.rmtree(directory, ignore_errors=True)
             shutil.rmtree(os.path.join(parent, torch_sub), ignore_errors=True)
     return out
 
@@ -198,23 +204,15 @@ _CHILD = r"""
 import json, sys, time
 side, directory, n, phase = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 sys.path.insert(0, sys.argv[5])
-from bench_memoize import quote_args, quote_body
-if side == "ours":
-    from pytest_cachemock import FileBackend, Memoizer
-    memo = Memoizer(kind="bench_disk", backend=FileBackend(directory))
-    fn = memo.memoize(quote_body)
-elif side == "log":
-    from pytest_cachemock import LogBackend, Memoizer
-    memo = Memoizer(kind="bench_disk", backend=LogBackend(directory + "/memo.log"))
-    fn = memo.memoize(quote_body)
-elif side == "sqlite":
-    from pytest_cachemock import Memoizer, SqliteBackend
-    memo = Memoizer(kind="bench_disk", backend=SqliteBackend(directory + "/memo.sqlite3"))
-    fn = memo.memoize(quote_body)
-else:
+from bench_memoize import make_store, quote_args, quote_body
+if side == "diskcache":
     import diskcache
     cache = diskcache.Cache(directory)
     fn = cache.memoize()(quote_body)
+else:
+    from pytest_cachemock import Memoizer
+    memo = Memoizer(kind="bench_disk", backend=make_store(side, directory))
+    fn = memo.memoize(quote_body)
 samples = []
 clock = time.perf_counter_ns
 for i in range(n):
@@ -230,12 +228,7 @@ print(json.dumps(samples))
 
 def disk_hits(n: int, rounds: int) -> dict[str, list[float]]:
     here = os.path.dirname(os.path.abspath(__file__))
-    names = {
-        "log": "ours Memoizer + LogBackend",
-        "sqlite": "ours Memoizer + SqliteBackend",
-        "ours": "ours Memoizer + FileBackend",
-        "diskcache": "diskcache memoize",
-    }
+    names = {**OURS_ON_DISK, "diskcache": "diskcache memoize"}
     out: dict[str, list[float]] = {name: [] for name in names.values()}
     for _ in range(rounds):
         for side, name in names.items():
