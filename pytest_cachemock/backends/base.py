@@ -7,8 +7,10 @@ and re-raise any error after counting it.
 
 from __future__ import annotations
 
+import os
 import threading
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from ..counters import NameCounters, cache_stats
@@ -110,6 +112,18 @@ def bytes_value(store: str, key: str, value: object) -> bytes:
         f"{store} stores bytes, got a {type(value).__qualname__} for key {key!r}; "
         "put it through a serde (JsonSerde, PickleSerde) first"
     )
+
+
+def store_file(path: str | os.PathLike[str], needs: str, example: str) -> Path:
+    """``path`` made absolute, for a backend kept in one file; a directory there is refused
+    with an IsADirectoryError naming ``example`` inside it as what to pass instead."""
+    absolute = Path(path).absolute()
+    if absolute.is_dir():
+        raise IsADirectoryError(
+            f"{needs}, but {os.fspath(absolute)!r} is a directory; pass a file path such as "
+            f"{os.path.join(absolute, example)!r}"
+        )
+    return absolute
 
 
 def lock_timeout_seconds(value: object) -> float:

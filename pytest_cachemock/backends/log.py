@@ -34,7 +34,6 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 try:
     import fcntl
@@ -42,7 +41,7 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 from ..errors import FileLockTimeoutError, SystemError
-from .base import Backend, bytes_value, lock_timeout_seconds
+from .base import Backend, bytes_value, lock_timeout_seconds, store_file
 
 __all__ = ["LogBackend"]
 
@@ -357,15 +356,10 @@ class LogBackend(Backend[bytes]):
         ):
             raise ValueError(f"compact_at must be None or an int >= 0 (bytes), got {compact_at!r}")
         super().__init__(name=name)
-        self.path = Path(path).absolute()
+        self.path = store_file(path, "LogBackend needs a file", "cache.log")
         self.lock_timeout = timeout
         self.compact_at = compact_at
         self._path = os.fspath(self.path)
-        if self.path.is_dir():
-            raise IsADirectoryError(
-                f"LogBackend needs a file, but {self._path!r} is a directory; pass a file path "
-                f"such as {os.path.join(self._path, 'cache.log')!r}"
-            )
         # One _LogFile per file: every spelling of the path (``..``, linked directories) must
         # share it, or two descriptors of one file would not exclude each other.
         real = os.path.join(

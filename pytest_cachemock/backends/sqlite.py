@@ -22,10 +22,9 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 
 from ..errors import FileLockTimeoutError, SystemError
-from .base import Backend, bytes_value, lock_timeout_seconds
+from .base import Backend, bytes_value, lock_timeout_seconds, store_file
 
 __all__ = ["SqliteBackend"]
 
@@ -81,14 +80,9 @@ class SqliteBackend(Backend[bytes]):
     ) -> None:
         timeout = lock_timeout_seconds(lock_timeout)
         super().__init__(name=name)
-        self.path = Path(path).absolute()
+        self.path = store_file(path, "SqliteBackend needs a database file", "cache.sqlite3")
         self.lock_timeout = timeout
         self._path = os.fspath(self.path)
-        if self.path.is_dir():
-            raise IsADirectoryError(
-                f"SqliteBackend needs a database file, but {self._path!r} is a directory; "
-                f"pass a file path such as {os.path.join(self._path, 'cache.sqlite3')!r}"
-            )
         self._guard = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._cursor: sqlite3.Cursor | None = None
