@@ -527,3 +527,21 @@ def race(
             if p.poll() is None:  # pragma: no cover - a failed test
                 p.kill()
                 p.communicate()
+
+
+def fill_disk(directory: Path, keep: int = 0) -> Path:
+    """Fill the file system of ``directory`` with one file, leaving about ``keep`` bytes free;
+    returns the filler (unlink it to free the space)."""
+    filler = directory / "filler.bin"
+    with open(filler, "wb") as out:
+        chunk = b"\0" * 65536
+        try:
+            while True:
+                free = os.statvfs(directory).f_bavail * os.statvfs(directory).f_frsize
+                if free <= keep:
+                    break
+                out.write(chunk[: max(1, min(len(chunk), free - keep))])
+                out.flush()
+        except OSError:
+            pass
+    return filler
