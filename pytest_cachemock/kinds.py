@@ -87,15 +87,52 @@ def _own(obj: Any, attr: str) -> Any:
         return getattr(obj, attr, _MISSING)
 
 
-# How to put one thing back: a saved attribute (object, name, old value or _MISSING), which
-# is the common and cheapest case, or a callable for anything else.
-Undo = Union[Callable[[], None], tuple[Any, str, Any]]
+# How to put one thing back: a saved spot (object, name, old value or _MISSING, the value
+# written), which is the common and cheapest case, or a callable for anything else. The object
+# of an environment variable's spot is ENVIRON. Saved spots can be read again afterwards, which
+# is how the plugin finds a mock that a test's monkeypatch put back after the plugin left.
+Undo = Union[Callable[[], None], tuple[Any, str, Any, Any]]
+
+
+class _Environ:
+    def __repr__(self) -> str:
+        return "os.environ"
+
+
+ENVIRON: Any = _Environ()
 
 
 def _set(obj: Any, attr: str, value: Any) -> Undo:
     old = _own(obj, attr)
     setattr(obj, attr, value)
-    return (obj, attr, old)
+    return (obj, attr, old, value)
+
+
+def read(obj: Any, attr: str) -> Any:
+    """What the spot ``obj.attr`` (or the environment variable ``attr``) holds, or _MISSING."""
+    if obj is ENVIRON:
+        return os.environ.get(attr, _MISSING)
+    return _own(obj, attr)
+
+
+def write(obj: Any, attr: str, value: Any) -> None:
+    """Put ``value`` at the spot; _MISSING deletes the attribute or unsets the variable."""
+    if obj is ENVIRON:
+        if value is _MISSING:
+            os.environ.pop(attr, None)
+        else:
+            os.environ[attr] = value
+        return
+    if value is not _MISSING:
+        setattr(obj, attr, value)
+        return
+    with contextlib.suppress(AttributeError):
+        delattr(obj, attr)
+
+
+def same(obj: Any, now: Any, value: Any) -> bool:
+    """Whether a spot of ``obj`` holding ``now`` holds ``value`` (environment strings by value)."""
+    return now is value or (obj is ENVIRON and now == value)
 
 
 def restore(undo: Undo) -> None:
@@ -103,12 +140,11 @@ def restore(undo: Undo) -> None:
     if callable(undo):
         undo()
         return
-    obj, attr, old = undo
-    if old is not _MISSING:
+    obj, attr, old, _ = undo
+    if old is not _MISSING and obj is not ENVIRON:  # the common case, inline
         setattr(obj, attr, old)
         return
-    with contextlib.suppress(AttributeError):
-        delattr(obj, attr)
+    write(obj, attr, old)
 
 
 MockMaker = Callable[[str], Any]
@@ -148,6 +184,10 @@ class Target:
     def install(self, kind: str) -> Undo:
         return _set(self.obj, self.attr, self.make(kind))
 
+    def spot(self) -> tuple[Any, str] | None:
+        """The (object, attribute) this target writes, or None when it is gone."""
+        return (self.obj, self.attr)
+
     def __repr__(self) -> str:
         return f"<Target {_describe(self.obj)}.{self.attr} from {self.origin}>"
 
@@ -169,6 +209,10 @@ class DiscoveredTarget(Target):
         if obj is None:
             return _nothing
         return _set(obj, self.attr, self.make(kind))
+
+    def spot(self) -> tuple[Any, str] | None:
+        obj = self._ref()
+        return None if obj is None else (obj, self.attr)
 
     def __repr__(self) -> str:
         return f"<Target {_describe(self._ref())}.{self.attr} from {self.origin}>"
@@ -200,6 +244,14 @@ class Switch(ABC):
     def set(self, on: bool) -> Undo:
         """Turn the flag on or off; return how to put it back."""
 
+    def spot(self) -> tuple[Any, str] | None:
+        """The (object, attribute) the flag lives in, if it is one (ENVIRON for a variable).
+
+        A switch with a spot is read back after a test, so a monkeypatch that restored the
+        plugin's value after the plugin left is undone; one without (None) is not checked.
+        """
+        return None
+
 
 class AttributeSwitch(Switch):
     def __init__(self, obj: Any, attr: str, origin: str) -> None:
@@ -213,6 +265,9 @@ class AttributeSwitch(Switch):
 
     def set(self, on: bool) -> Undo:
         return _set(self.obj, self.attr, on)
+
+    def spot(self) -> tuple[Any, str] | None:
+        return (self.obj, self.attr)
 
     def __repr__(self) -> str:
         return f"<Switch {_describe(self.obj)}.{self.attr}>"
@@ -232,19 +287,15 @@ class EnvSwitch(Switch):
         return ("env", self.name)
 
     def set(self, on: bool) -> Undo:
-        old = os.environ.get(self.name)
+        old = os.environ.get(self.name, _MISSING)
         if on:
             os.environ[self.name] = "1"
-        else:
-            os.environ.pop(self.name, None)
+            return (ENVIRON, self.name, old, "1")
+        os.environ.pop(self.name, None)
+        return (ENVIRON, self.name, old, _MISSING)
 
-        def undo() -> None:
-            if old is None:
-                os.environ.pop(self.name, None)
-            else:
-                os.environ[self.name] = old
-
-        return undo
+    def spot(self) -> tuple[Any, str] | None:
+        return (ENVIRON, self.name)
 
     def __repr__(self) -> str:
         return f"<Switch env:{self.name}>"

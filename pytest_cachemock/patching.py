@@ -7,14 +7,26 @@ pytest fixture ``patch_caches`` is an entered ``PatchCaches``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Hashable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 from typing_extensions import Self
 
 from . import counters
-from .kinds import CacheKind, KindConfigError, Registry, Switch, Undo, restore
+from .kinds import (
+    CacheKind,
+    KindConfigError,
+    Registry,
+    Switch,
+    Target,
+    Undo,
+    read,
+    restore,
+    same,
+    write,
+)
 from .mock import Fault, KindRecord, current_store
 from .stats import KindStats, Stats, closest, render_report
 
@@ -23,7 +35,9 @@ __all__ = [
     "PatchCaches",
     "UnknownKindUsageError",
     "default_registry",
+    "close_setups",
     "known_kinds",
+    "snapshot",
 ]
 
 ISOLATION_MODES = ("thread",)
@@ -64,18 +78,150 @@ def _switch_plan(
     return list(plan.values())
 
 
-def _undo_all(undos: list[Undo]) -> None:
-    """Run every undo in reverse order; raise the first failure after all have run."""
+# -- the write log -------------------------------------------------------------------------------
+#
+# Every write of every running PatchCaches (and of every PatchCaches.setUp()) is one entry,
+# (undo, redo, argument), in ``_log``, oldest first; ``redo(argument)`` writes the same value
+# again and returns a fresh undo. A PatchCaches whose writes are the newest (the usual case,
+# nesting) undoes them backwards. One stopped before a newer one (``a.start(); b.start();
+# a.stop()``) takes back every write from its first one on, drops its own and writes the
+# others again, so each spot ends with the value it would have had had it never started: the
+# newer one keeps its mocks, and stopping it restores what was there before either.
+
+Entry = tuple[Undo, Callable[[Any], Undo], Any]
+
+
+class _Layer:
+    """The writes of one start (or one ``PatchCaches.setUp()``), oldest first."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+
+
+_log: list[Entry] = []
+_layers: list[_Layer] = []  # running, oldest first
+_log_lock = threading.Lock()
+# The layers of PatchCaches.setUp() not yet torn down, oldest first.
+_setups: list[_Layer] = []
+
+
+def _undo_all(entries: list[Entry]) -> BaseException | None:
+    """Run every undo, newest first; return the first failure (the rest are restored anyway)."""
     first: BaseException | None = None
-    while undos:
-        undo = undos.pop()
+    for entry in reversed(entries):
         try:
-            restore(undo)
+            restore(entry[0])
         except BaseException as exc:  # restore the rest before reporting
             if first is None:
                 first = exc
-    if first is not None:
-        raise first
+    return first
+
+
+def _open(layer: _Layer, steps: Iterable[tuple[Callable[[Any], Undo], Any]]) -> None:
+    """Write each step, recording the entries; on a failure take them back and raise it."""
+    entries = layer.entries
+    with _log_lock:
+        try:
+            for redo, arg in steps:
+                entries.append((redo(arg), redo, arg))
+        except BaseException:
+            _undo_all(entries)
+            entries.clear()
+            raise
+        _layers.append(layer)
+        _log.extend(entries)
+
+
+def _add(layer: _Layer, redo: Callable[[Any], Undo], arg: Any) -> None:
+    """One more write of a running layer (``enable()`` after start)."""
+    with _log_lock:
+        entry = (redo(arg), redo, arg)
+        layer.entries.append(entry)
+        _log.append(entry)
+
+
+def _close(layer: _Layer) -> None:
+    """Take back ``layer``'s writes, whatever started after it; raise the first failure."""
+    with _log_lock:
+        if _layers and _layers[-1] is layer:
+            del _layers[-1]
+        else:
+            for i, running in enumerate(_layers):
+                if running is layer:
+                    del _layers[i]
+                    break
+            else:
+                return  # not running
+        mine = layer.entries
+        n = len(mine)
+        log = _log
+        if n == 0:
+            return
+        if len(log) >= n and log[-n] is mine[0] and log[-1] is mine[-1]:
+            del log[-n:]
+            failure = _undo_all(mine)
+        else:
+            failure = _close_from_the_middle(mine)
+    if failure is not None:
+        raise failure
+
+
+def _close_from_the_middle(mine: list[Entry]) -> BaseException | None:
+    ids = {id(entry) for entry in mine}
+    start = next(i for i, entry in enumerate(_log) if id(entry) in ids)
+    tail = _log[start:]
+    del _log[start:]
+    failure = _undo_all(tail)
+    owners = {id(entry): layer for layer in _layers for entry in layer.entries}
+    for entry in tail:
+        if id(entry) in ids:
+            continue
+        owner = owners[id(entry)].entries
+        at = next(i for i, own in enumerate(owner) if own is entry)
+        _, redo, arg = entry
+        try:
+            again = (redo(arg), redo, arg)
+        except BaseException as exc:  # that write is gone; write the rest
+            del owner[at]
+            if failure is None:
+                failure = exc
+            continue
+        owner[at] = again
+        _log.append(again)
+    return failure
+
+
+def _close_setup(layer: _Layer) -> None:
+    for i, running in enumerate(_setups):
+        if running is layer:
+            del _setups[i]
+            break
+    _close(layer)
+
+
+def close_setups(keep: int) -> None:
+    """Tear down the ``PatchCaches.setUp()`` calls beyond the oldest ``keep``, newest first.
+
+    The plugin calls it after a test whose ``setUp`` raised after ``PatchCaches.setUp()``
+    (unittest then skips ``tearDown``), so the switches do not stay off for the rest of the run.
+    """
+    while len(_setups) > keep:
+        _close_setup(_setups[-1])
+
+
+def snapshot(registry: Registry | None = None) -> dict[tuple[int, str], Any]:
+    """What every target and switch (with a spot) of the registry's kinds holds now."""
+    kinds = (registry if registry is not None else default_registry).kinds()
+    found: dict[tuple[int, str], Any] = {}
+    for kind in kinds.values():
+        places: list[Target | Switch] = [*kind.targets, *kind.switches]
+        for place in places:
+            spot = place.spot()
+            if spot is not None:
+                found[(id(spot[0]), spot[1])] = read(*spot)
+    return found
 
 
 class PatchCaches:
@@ -88,8 +234,6 @@ class PatchCaches:
     Leaving restores everything, in reverse order, also when the block raised; stats and
     entries stay readable until the next entry.
     """
-
-    _switch_stack: ClassVar[list[list[Undo]]] = []
 
     def __init__(
         self,
@@ -113,7 +257,7 @@ class PatchCaches:
         self.switches = switches
         self.registry = registry if registry is not None else default_registry
         self._enable = tuple(enable)
-        self._undos: list[Undo] = []
+        self._layer = _Layer()
         self._kinds: dict[str, CacheKind] = {}
         self._baseline: counters.Snapshot = {}
         self._active = False
@@ -127,37 +271,77 @@ class PatchCaches:
             default_registry.autoload()
         kinds = self.registry.kinds()
         self._check(self._enable, kinds)
-        store = current_store()
-        store.reset()
-        undos: list[Undo] = []
+        current_store().reset()
         keep = self.switches == "keep"
-        try:
-            for kind in kinds.values():
-                for target in kind.targets:
-                    undos.append(target.install(kind.name))
-            for switch, on in _switch_plan(kinds, self._enable):
-                if on or not keep:
-                    undos.append(switch.set(on))
-        except BaseException:
-            _undo_all(undos)
-            raise
+        layer = _Layer()
+        entries = layer.entries
+        # Inline rather than through _open: this is the path every test of a suite takes.
+        with _log_lock:
+            try:
+                for kind in kinds.values():
+                    name = kind.name
+                    for target in kind.targets:
+                        install = target.install
+                        entries.append((install(name), install, name))
+                for switch, on in _switch_plan(kinds, self._enable):
+                    if on or not keep:
+                        turn = switch.set
+                        entries.append((turn(on), turn, on))
+            except BaseException:
+                _undo_all(entries)
+                raise
+            _layers.append(layer)
+            _log.extend(entries)
         self._kinds = kinds
-        self._undos = undos
+        self._layer = layer
         self._baseline = counters.cache_stats.raw()
         self._active = True
         return self
 
     def stop(self) -> None:
+        """Restore what this start changed; any order of stops is fine (see ``_log``).
+
+        Stopping twice, or without a start, does nothing.
+        """
         if not self._active:
             return
         self._active = False
         try:
-            _undo_all(self._undos)
+            _close(self._layer)
         finally:
             if stop_listeners:
                 stats = self.stats()
                 for listener in stop_listeners:
                     listener(stats)
+
+    def repair(self, before: Mapping[tuple[int, str], Any]) -> None:
+        """After stop: put back each spot that holds a value this PatchCaches wrote.
+
+        That happens when something that saved the plugin's value while it ran restores it
+        after the plugin left (a test's ``monkeypatch`` set up before ``patch_caches``). Such
+        a spot gets its value from ``before`` (a ``snapshot()`` taken before the test's
+        fixtures ran) or else the one this PatchCaches found; a spot holding anything else
+        was changed on purpose and is left alone.
+        """
+        if self._active:
+            return
+        seen: dict[tuple[int, str], tuple[Any, str, Any, list[Any]]] = {}
+        for undo, _, _ in self._layer.entries:
+            if callable(undo):
+                continue
+            obj, attr, old, new = undo
+            key = (id(obj), attr)
+            found = seen.get(key)
+            if found is None:
+                seen[key] = (obj, attr, before.get(key, old), [new])
+            else:
+                found[3].append(new)
+        for obj, attr, value, written in seen.values():
+            now = read(obj, attr)
+            if same(obj, now, value):
+                continue
+            if any(same(obj, now, new) for new in written):
+                write(obj, attr, value)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -177,27 +361,37 @@ class PatchCaches:
     # -- the seed's unittest classmethods ----------------------------------------------------------
 
     @classmethod
-    def setUp(cls) -> None:
+    def setUp(cls, testcase: Any = None) -> None:
         """Turn every switch off (as the seed's ``PatchCaches.setUp``); nests safely.
 
-        The matching ``tearDown()`` restores them. Tests may turn flags on in between (torch's
-        ``config.patch``); entering a ``PatchCaches`` leaves them as they are.
+        ``PatchCaches.setUp(self)`` in a ``TestCase.setUp`` registers the restoring as a
+        cleanup of that test, which unittest runs even when ``setUp`` raises later on (it
+        skips ``tearDown`` then). Without it, the matching ``tearDown()`` restores them. Tests
+        may turn flags on in between (torch's ``config.patch``); entering a ``PatchCaches``
+        leaves them as they are.
         """
+        add_cleanup = None
+        if testcase is not None:
+            add_cleanup = getattr(testcase, "addCleanup", None)
+            if not callable(add_cleanup):
+                raise TypeError(
+                    f"PatchCaches.setUp(testcase): testcase is the running unittest.TestCase "
+                    f"(pass self from its setUp), got {testcase!r}"
+                )
         default_registry.autoload()
-        undos: list[Undo] = []
-        try:
-            for switch, _ in _switch_plan(default_registry.kinds(), ()):
-                undos.append(switch.set(False))
-        except BaseException:
-            _undo_all(undos)
-            raise
-        cls._switch_stack.append(undos)
+        layer = _Layer()
+        _open(
+            layer, [(switch.set, False) for switch, _ in _switch_plan(default_registry.kinds(), ())]
+        )
+        _setups.append(layer)
+        if add_cleanup is not None:
+            add_cleanup(_close_setup, layer)
 
     @classmethod
     def tearDown(cls) -> None:
-        """Restore the switches turned off by the matching ``setUp()``."""
-        if cls._switch_stack:
-            _undo_all(cls._switch_stack.pop())
+        """Restore the switches turned off by the newest ``setUp()`` not yet torn down."""
+        if _setups:
+            _close_setup(_setups[-1])
 
     # -- the controller ---------------------------------------------------------------------
 
@@ -220,7 +414,7 @@ class PatchCaches:
             return
         for name in kinds:
             for switch in self._kinds[name].switches:
-                self._undos.append(switch.set(True))
+                _add(self._layer, switch.set, True)
 
     def _record(self, kind: str) -> KindRecord:
         __tracebackhide__ = True

@@ -19,6 +19,11 @@ from .stats import global_stats as _global_stats
 # node id -> the PatchCaches of a test that uses the plugin, until its last report.
 _used: dict[str, PatchCaches] = {}
 _summary_key = pytest.StashKey["Summary"]()
+_registry_key = pytest.StashKey[Registry]()
+# node id -> how many PatchCaches.setUp() were open when its setup phase ended (when any were).
+_setups_before: dict[str, int] = {}
+_setups = patching._setups
+GUARD = "_cachemock_guard"
 
 MARKER = (
     "cachemock(*, enable=(), isolation='thread'): use the cachemock plugin in this test: mock "
@@ -68,8 +73,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
-    registry: Registry = patching.default_registry
-    registry.clear()
+    # A registry per session: a nested session (pytester's inline runs) gets its own and puts
+    # the outer one's back at its end.
+    config.stash[_registry_key] = patching.default_registry
+    registry = patching.default_registry = Registry()
     try:
         for number, line in enumerate(config.getini("cachemock_kinds"), start=1):
             registry.add_line(line, f"ini option cachemock_kinds, line {number} ({line.strip()!r})")
@@ -99,7 +106,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     summary = config.stash.get(_summary_key, None)
     if summary is not None and summary.add in patching.stop_listeners:
         patching.stop_listeners.remove(summary.add)
-    patching.default_registry.clear()
+    outer = config.stash.get(_registry_key, None)
+    if outer is not None:
+        patching.default_registry = outer
 
 
 @pytest.hookimpl(trylast=True)
@@ -107,15 +116,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     autouse = config.getini("cachemock_autouse")
     for item in items:
         names = getattr(item, "fixturenames", None)
-        if names is None or "patch_caches" in names:
+        if names is None:
             continue
-        if autouse or item.get_closest_marker("cachemock") is not None:
+        if "patch_caches" not in names:
+            if not (autouse or item.get_closest_marker("cachemock") is not None):
+                continue
             # Requested like any fixture at setup; tests that don't want it pay nothing.
             names.append("patch_caches")
+        _guard_first(item, names)
+
+
+def _guard_first(item: pytest.Item, names: list[str]) -> None:
+    """Put the guard before the test's first function-scoped fixture.
+
+    So it is set up after the wider-scoped fixtures (which pytest sets up first) and before,
+    and torn down after, every function-scoped one, monkeypatch included (see
+    ``_cachemock_guard``).
+    """
+    if GUARD in names:
+        names.remove(GUARD)
+    defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    at = 0
+    for i, name in enumerate(names):
+        found = defs.get(name)
+        if found and found[-1].scope != "function":
+            at = i + 1
+    names.insert(at, GUARD)
+
+
+@pytest.fixture(name=GUARD)
+def _cachemock_guard() -> Generator[list[PatchCaches], None, None]:
+    """Put back, after every fixture of the test is gone, what a fixture restored wrongly.
+
+    A ``monkeypatch`` set up before ``patch_caches`` saves the mock (or the switched-off flag)
+    when the test patches a target, and puts it back after ``patch_caches`` restored the real
+    one. Taken before any fixture of the test runs, the snapshot says what belongs there.
+    """
+    before = patching.snapshot()
+    patches: list[PatchCaches] = []
+    yield patches
+    for patch in patches:
+        patch.repair(before)
 
 
 @pytest.fixture
-def patch_caches(request: pytest.FixtureRequest) -> Generator[PatchCaches, None, None]:
+def patch_caches(
+    request: pytest.FixtureRequest, _cachemock_guard: list[PatchCaches]
+) -> Generator[PatchCaches, None, None]:
     """Mock every cache kind for this test; returns the controller (enable, entries, fail...)."""
     marker = request.node.get_closest_marker("cachemock")
     options: dict[str, Any] = {}
@@ -139,6 +186,7 @@ def patch_caches(request: pytest.FixtureRequest) -> Generator[PatchCaches, None,
         raise pytest.UsageError(f"{request.node.nodeid}: cachemock: {exc}") from None
     nodeid = request.node.nodeid
     _used[nodeid] = patch
+    _cachemock_guard.append(patch)
     try:
         yield patch
     finally:
@@ -167,6 +215,8 @@ def pytest_assertrepr_compare(op: str, left: object, right: object) -> list[str]
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # A plain hook on the report (not a wrapper around making it): cheapest for the many
     # tests that do not use the plugin.
+    if _setups or _setups_before:
+        _close_leftover_setups(report)
     if not report.failed or not _used:
         return
     patch = _used.get(report.nodeid)
@@ -176,6 +226,22 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if mismatch is not None:
             text = "\n".join(explain_mismatch(*mismatch)) + "\n" + text
         report.sections.append((f"cachemock ({report.when})", text))
+
+
+def _close_leftover_setups(report: pytest.TestReport) -> None:
+    """Tear down the ``PatchCaches.setUp()`` calls a test opened and left open.
+
+    A unittest ``setUp`` that raises after ``PatchCaches.setUp()`` never reaches ``tearDown``.
+    Under pytest a TestCase's setUp, test and tearDown all run in the call phase, while
+    ``setUpClass`` runs in the setup phase: what the call phase left open is a leftover.
+    """
+    if report.when == "setup":
+        if _setups:
+            _setups_before[report.nodeid] = len(_setups)
+    elif report.when == "call":
+        patching.close_setups(_setups_before.pop(report.nodeid, 0))
+    else:
+        _setups_before.pop(report.nodeid, None)
 
 
 class Summary:
