@@ -464,3 +464,8 @@ def test_a_nested_session_keeps_the_outer_sessions_kinds(pytester: pytest.Pytest
     make_app(pytester, ini=PRICES_INI)
     pytester.makepyfile(test_nested=NESTED)
     pytester.runpytest("-p", "pytester").assert_outcomes(passed=3)
+
+
+def test_setup_wants_the_running_testcase() -> None:
+    with pytest.raises(TypeError, match=r"testcase is the running unittest.TestCase .*got 42"):
+        PatchCaches.setUp(42)
