@@ -6,7 +6,7 @@ Everything of substance lives in the modules it imports; this one wires them to 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -20,6 +20,7 @@ from .stats import global_stats as _global_stats
 _used: dict[str, PatchCaches] = {}
 _summary_key = pytest.StashKey["Summary"]()
 _registry_key = pytest.StashKey[Registry]()
+_listeners_key = pytest.StashKey[list[Callable[[dict[str, Stats]], None]]]()
 # node id -> how many PatchCaches.setUp() were open when its setup phase ended (when any were).
 _setups_before: dict[str, int] = {}
 _setups = patching._setups
@@ -77,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # the outer one's back at its end.
     config.stash[_registry_key] = patching.default_registry
     registry = patching.default_registry = Registry()
+    config.stash[_listeners_key] = patching.stop_listeners
+    patching.stop_listeners = []
     try:
         for number, line in enumerate(config.getini("cachemock_kinds"), start=1):
             registry.add_line(line, f"ini option cachemock_kinds, line {number} ({line.strip()!r})")
@@ -109,6 +112,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     outer = config.stash.get(_registry_key, None)
     if outer is not None:
         patching.default_registry = outer
+    listeners = config.stash.get(_listeners_key, None)
+    if listeners is not None:
+        patching.stop_listeners = listeners
 
 
 @pytest.hookimpl(trylast=True)

@@ -469,3 +469,33 @@ def test_a_nested_session_keeps_the_outer_sessions_kinds(pytester: pytest.Pytest
 def test_setup_wants_the_running_testcase() -> None:
     with pytest.raises(TypeError, match=r"testcase is the running unittest.TestCase .*got 42"):
         PatchCaches.setUp(42)
+
+
+NESTED_REPORT = """
+import shopapp
+
+INNER = '''
+import shopapp
+
+def test_inner(patch_caches):
+    shopapp.render("inner")
+'''
+
+
+def test_1_runs_a_nested_session(pytester):
+    pytester.makepyfile(test_inner=INNER)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_2_outer(patch_caches):
+    shopapp.render("outer")
+"""
+
+
+def test_a_nested_session_is_not_in_the_outer_summary(pytester: pytest.Pytester) -> None:
+    make_app(pytester)
+    pytester.makepyfile(test_nested=NESTED_REPORT)
+    result = pytester.runpytest("-p", "pytester", "--cachemock-report")
+    result.assert_outcomes(passed=2)
+    # Only test_2_outer counts: one test, one put, one miss.
+    result.stdout.fnmatch_lines(["pages *1 *1 *0 *1 *0"])
