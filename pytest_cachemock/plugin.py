@@ -17,7 +17,10 @@ from .stats import GlobalStats, Stats, explain_mismatch, last_mismatch
 from .stats import global_stats as _global_stats
 
 # node id -> the PatchCaches of a test that uses the plugin, until its last report.
+# Rebound per session (see pytest_configure), so a nested session with the same node ids
+# cannot take the outer session's entries.
 _used: dict[str, PatchCaches] = {}
+_used_key = pytest.StashKey[dict[str, PatchCaches]]()
 _summary_key = pytest.StashKey["Summary"]()
 _registry_key = pytest.StashKey[Registry]()
 _listeners_key = pytest.StashKey[list[Callable[[dict[str, Stats]], None]]]()
@@ -73,7 +76,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _used
     config.addinivalue_line("markers", MARKER)
+    config.stash[_used_key] = _used
+    _used = {}
     # A registry per session: a nested session (pytester's inline runs) gets its own and puts
     # the outer one's back at its end.
     config.stash[_registry_key] = patching.default_registry
@@ -106,6 +112,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    global _used
+    used = config.stash.get(_used_key, None)
+    if used is not None:
+        _used = used
     summary = config.stash.get(_summary_key, None)
     if summary is not None and summary.add in patching.stop_listeners:
         patching.stop_listeners.remove(summary.add)

@@ -499,3 +499,26 @@ def test_a_nested_session_is_not_in_the_outer_summary(pytester: pytest.Pytester)
     result.assert_outcomes(passed=2)
     # Only test_2_outer counts: one test, one put, one miss.
     result.stdout.fnmatch_lines(["pages *1 *1 *0 *1 *0"])
+
+
+NESTED_SAME_ID = """
+INNER = '''
+def test_1(patch_caches):
+    pass
+'''
+
+
+def test_1(pytester, patch_caches):
+    pytester.makepyfile(test_nested=INNER)          # the same node id as this test
+    inner = pytester.runpytest("-p", "no:cacheprovider", "--import-mode=importlib")
+    inner.assert_outcomes(passed=1)
+    assert False, "the outer test fails"
+"""
+
+
+def test_a_nested_session_keeps_the_outer_report_section(pytester: pytest.Pytester) -> None:
+    make_app(pytester)
+    pytester.makepyfile(test_nested=NESTED_SAME_ID)
+    result = pytester.runpytest("-p", "pytester")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*- cachemock (call) -*"])
