@@ -316,7 +316,7 @@ _SLOW_WRITER = textwrap.dedent(
     import sqlite3, sys, time
     conn = sqlite3.connect(sys.argv[1], isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("INSERT INTO cachemock_entries VALUES (x'01', x'02')")
     print("holding", flush=True)
     time.sleep(0.3)
     conn.execute("COMMIT")
@@ -328,8 +328,11 @@ _SLOW_WRITER = textwrap.dedent(
 @pytest.mark.slow
 def test_opening_waits_for_a_writer_on_a_database_not_yet_in_wal_mode(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite3"
-    conn = sqlite3.connect(db)  # rollback journal: the state of a file still being set up
-    conn.execute("CREATE TABLE t (x)")
+    # Ours but in rollback-journal mode (as made by hand, or restored from a copy): the
+    # state of a file another process is still setting up.
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE cachemock_entries (key BLOB PRIMARY KEY, value BLOB)")
+    conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
     with workers(_SLOW_WRITER, [[str(db)]]) as (holder,):

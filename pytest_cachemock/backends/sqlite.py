@@ -11,22 +11,36 @@ fresh process. Large values (megabytes) are better served by ``FileBackend``.
 The database runs in WAL mode with ``synchronous=NORMAL``: readers never wait for a writer,
 a committed entry survives a crash of the process (not necessarily of the machine), and
 writers queue for up to ``lock_timeout`` seconds, past which they raise
-:class:`FileLockTimeoutError`. The schema version is kept in ``PRAGMA user_version``.
+:class:`FileLockTimeoutError`. A database is ours when its ``application_id`` is
+:data:`APPLICATION_ID` (or, as made before that, when our table is all it holds); the schema
+version is kept in ``user_version``.
+
+Every SqliteBackend of a process on one file shares one connection, and nothing here ever
+opens the file but SQLite: closing any descriptor of a file drops every POSIX lock the
+process holds on it, SQLite's included, and another process would then take the database for
+unused and remove the WAL that this one still writes into.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from ..errors import FileLockTimeoutError, SystemError
 from .base import Backend, bytes_value, lock_timeout_seconds, store_file
 
 __all__ = ["SqliteBackend"]
+
+log = logging.getLogger("pytest_cachemock")
 
 
 def _key(key: str) -> bytes:
@@ -41,22 +55,91 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
 
 
 SCHEMA_VERSION = 1
+APPLICATION_ID = 0x70636D6B  # b"pcmk": PRAGMA application_id of a SqliteBackend database
 _TABLE = "cachemock_entries"
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE = (
+    os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+# How long a read may go on using the file it has open without checking that it is still the
+# file at the path (an lstat, about 0.8 us: a fifth of a read). A write always checks.
+_READ_CHECK_EVERY = 0.05
 
 _SELECT = f"SELECT value FROM {_TABLE} WHERE key = ?"
 _REPLACE = f"INSERT OR REPLACE INTO {_TABLE} (key, value) VALUES (?, ?)"
 _INSERT_NEW = f"INSERT OR IGNORE INTO {_TABLE} (key, value) VALUES (?, ?)"
 _DELETE = f"DELETE FROM {_TABLE} WHERE key = ?"
+_SCHEMA_NAMES = "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'"
 
-# Connections must not cross a fork: a child opens its own (the parent's is left alone).
-_live: weakref.WeakSet[SqliteBackend] = weakref.WeakSet()
+
+class _Database:
+    """One database file as this process uses it: its connection, shared by every
+    SqliteBackend of the process on that file under one thread lock."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.guard = threading.Lock()
+        self.conn: sqlite3.Connection | None = None
+        self.cursor: sqlite3.Cursor | None = None
+        self.ident: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file conn is on
+        self.checked = 0.0  # time.monotonic() of the last look at the path
+        self.timeout = -1.0  # the busy timeout conn waits, in seconds
+
+    def forget(self) -> None:
+        """Stop using the connection without closing it."""
+        self.conn = self.cursor = None
+        self.ident = (0, 0)
+        self.timeout = -1.0
+
+    def close(self) -> None:
+        conn = self.conn
+        self.forget()
+        if conn is not None:
+            conn.close()
+
+    def leave(self) -> None:
+        """Close the connection to a file that was deleted or replaced at the path."""
+        conn = self.conn
+        self.forget()
+        if conn is None:
+            return
+        # Its committed entries go into the old file (harmless: deleted, or renamed away and
+        # then whole), and its WAL is emptied through SQLite's own descriptor: were that
+        # WAL still at the path, the new file would otherwise read the old file's pages from
+        # it. Then SQLite sees the file has moved, so closing neither checkpoints nor removes
+        # the -wal and -shm at the path, which are the new file's.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("PRAGMA busy_timeout = 0")  # best effort: never wait for it
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+
+
+# Every spelling of a path (``..``, linked directories) finds the same _Database; it lives as
+# long as a backend on it does.
+_databases: weakref.WeakValueDictionary[str, _Database] = weakref.WeakValueDictionary()
+_databases_guard = threading.Lock()
+# Connections a forked child inherited: never used or closed there (closing one would close
+# descriptors and might checkpoint under the parent's feet), so kept here for its lifetime.
+_inherited: list[sqlite3.Connection] = []
+
+
+def _database_for(path: str) -> _Database:
+    real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    with _databases_guard:
+        found = _databases.get(real)
+        if found is None:
+            found = _databases[real] = _Database(real)
+        return found
 
 
 def _after_fork() -> None:
-    for backend in list(_live):
-        backend._forget_connection()
+    global _databases_guard
+    _databases_guard = threading.Lock()
+    for db in list(_databases.values()):
+        if db.conn is not None:
+            _inherited.append(db.conn)
+        db.guard = threading.Lock()
+        db.forget()
 
 
 if hasattr(os, "register_at_fork"):
@@ -83,11 +166,14 @@ class SqliteBackend(Backend[bytes]):
         self.path = store_file(path, "SqliteBackend needs a database file", "cache.sqlite3")
         self.lock_timeout = timeout
         self._path = os.fspath(self.path)
-        self._guard = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._cursor: sqlite3.Cursor | None = None
-        self._connect()  # fail here, naming the file, rather than at the first get
-        _live.add(self)
+        self._db = _database_for(self._path)
+        with self._db.guard:  # fail here, naming the file, rather than at the first get
+            self._cursor_for(write=True)
+
+    @property
+    def _conn(self) -> sqlite3.Connection | None:
+        """The connection this process has open on the file, if any."""
+        return self._db.conn
 
     def sidecar_path(self, name: str) -> str:
         """The path of a helper file next to this one: its path with ``name`` appended (a
@@ -96,37 +182,110 @@ class SqliteBackend(Backend[bytes]):
 
     # -- the connection ----------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        os.makedirs(os.path.dirname(self._path), mode=0o700, exist_ok=True)
+    def _cursor_for(self, write: bool) -> sqlite3.Cursor:
+        """The shared cursor, on the file now at the path. Caller holds the guard.
+
+        The path is looked at (an lstat: it opens nothing, so it drops no lock) before every
+        write and at most every _READ_CHECK_EVERY seconds before a read; when the file there
+        is not the one open, because it was deleted or replaced, the file at the path is
+        opened instead.
+        """
+        db = self._db
+        cursor = db.cursor
+        if cursor is not None:
+            now = time.monotonic()
+            if write or now - db.checked >= _READ_CHECK_EVERY:
+                try:
+                    st = os.lstat(db.path)
+                    moved = (st.st_dev, st.st_ino) != db.ident
+                except OSError:
+                    moved = True
+                if moved:
+                    db.leave()
+                    cursor = None
+                else:
+                    db.checked = now
+        if cursor is None:
+            self._open()
+            assert db.conn is not None
+            cursor = db.cursor = db.conn.cursor()
+        if db.timeout != self.lock_timeout:  # backends on one file may wait differently
+            cursor.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+            db.timeout = self.lock_timeout
+        return cursor
+
+    def _file_ident(self) -> tuple[int, int]:
+        """(st_dev, st_ino) of the regular file at the path, made (owner-only) when missing.
+
+        Never opens an existing file: only SQLite does, so that no lock of it is dropped.
+        """
+        path = self._db.path
+        for _ in range(10):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                try:
+                    # Made owner-only before SQLite opens it (SQLite gives its -wal and -shm
+                    # files the mode of the database file). A new file: nobody's lock is on it.
+                    fd = os.open(path, _NEW_FILE, 0o600)
+                except FileExistsError:
+                    continue  # made by someone else meanwhile: look at it
+                except OSError as exc:
+                    raise self._cannot_open(exc) from exc
+                try:
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise self._cannot_open(exc) from exc
+            if stat.S_ISLNK(st.st_mode):
+                raise self._cannot_open("it is a symbolic link")
+            if not stat.S_ISREG(st.st_mode):
+                raise self._cannot_open("it is not a regular file")
+            if not os.access(path, os.R_OK | os.W_OK):
+                raise self._cannot_open("no permission to read and write it")
+            return st.st_dev, st.st_ino
+        raise self._cannot_open("it keeps being replaced")
+
+    def _cannot_open(self, why: object) -> SystemError:
+        return SystemError(
+            f"SqliteBackend cannot open {self._path!r}: {why}; pass a path to a regular file "
+            "you can write"
+        )
+
+    def _open(self) -> None:
+        """Connect to the file at the path, check that it is ours, set it up. Hold guard."""
+        db = self._db
         try:
-            # Made owner-only before SQLite opens it (SQLite gives its -wal and -shm files
-            # the mode of the database file); O_NOFOLLOW: never through a planted link.
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o600)
+            os.makedirs(os.path.dirname(db.path), mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise SystemError(
-                f"SqliteBackend cannot open {self._path!r}: {exc}; pass a path to a regular "
-                "file you can write"
-            ) from exc
-        os.close(fd)
-        try:
-            conn = sqlite3.connect(
-                self._path,
-                timeout=self.lock_timeout,
-                isolation_level=None,  # autocommit: every statement is its own transaction
-                check_same_thread=False,  # shared by the threads of a process, under _guard
-            )
-        except sqlite3.Error as exc:
-            raise SystemError(f"SqliteBackend cannot open {self._path!r}: {exc}") from exc
-        try:
-            # The version first, before anything is written: a newer database is left as it was.
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise SystemError(
-                    f"{self._path!r} holds SqliteBackend schema version {version}; this "
-                    f"pytest-cachemock reads version {SCHEMA_VERSION}. Upgrade it, or pass "
-                    "another path"
+            raise self._cannot_open(exc) from exc
+        # mode=rw: SQLite never creates the file (we do, owner-only, and never through a link).
+        uri = Path(db.path).as_uri() + "?mode=rw"
+        for _ in range(10):
+            ident = self._file_ident()
+            try:
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=self.lock_timeout,
+                    isolation_level=None,  # autocommit: every statement is its own transaction
+                    check_same_thread=False,  # shared by the threads of a process, under guard
                 )
-            self._setup(conn, version)
+            except sqlite3.Error as exc:
+                raise SystemError(f"SqliteBackend cannot open {self._path!r}: {exc}") from exc
+            try:
+                again = self._file_ident()
+            except BaseException:
+                conn.close()
+                raise
+            if again == ident:
+                break  # SQLite opened the file we looked at
+            conn.close()  # replaced while SQLite opened it; nothing was read
+        else:
+            raise self._cannot_open("it keeps being replaced")
+        try:
+            self._setup(conn)
         except sqlite3.OperationalError as exc:
             conn.close()
             raise self._translate(exc) from exc
@@ -139,36 +298,62 @@ class SqliteBackend(Backend[bytes]):
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
-        return conn
+        db.conn, db.ident, db.checked, db.timeout = conn, ident, time.monotonic(), self.lock_timeout
 
-    def _setup(self, conn: sqlite3.Connection, version: int) -> None:
-        """WAL mode and the table. Switching to WAL does not wait for a writer in another
-        process (SQLite answers "locked" at once), so it is tried again until lock_timeout."""
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        """Refuse a database that is not ours or is newer, before anything is written; then
+        WAL mode, and the table and marks of ours where they are missing."""
+        app = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        names = [str(name) for (name,) in conn.execute(_SCHEMA_NAMES)]
+        # Ours: our mark; or, unmarked, our table alone (made before the mark) or nothing at
+        # all (an empty or new file).
+        if not (app == APPLICATION_ID or (app == 0 and names in ([_TABLE], []))) or (
+            not names and app == 0 and version != 0
+        ):
+            held = ", ".join(sorted(names)[:8]) or "no tables"
+            raise SystemError(
+                f"{self._path!r} is not a SqliteBackend database: it is another application's "
+                f"SQLite database (it holds {held}; application_id {app}, user_version "
+                f"{version}), left as it was; pass another path"
+            )
+        if version > SCHEMA_VERSION:
+            raise SystemError(
+                f"{self._path!r} holds SqliteBackend schema version {version}; this "
+                f"pytest-cachemock reads version {SCHEMA_VERSION}. Upgrade it, or pass "
+                "another path"
+            )
+        self._wal(conn)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        if names != [_TABLE] or app != APPLICATION_ID or version != SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {_TABLE} "
+                    "(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
+                )
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        """Switching to WAL does not wait for a writer in another process (SQLite answers
+        "locked" at once), so it is tried again until lock_timeout."""
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.001
         while True:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                break
+                return
             except sqlite3.OperationalError as exc:
                 if not _busy(exc) or time.monotonic() + delay > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {_TABLE} "
-            "(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) WITHOUT ROWID"
-        )
-        if version < SCHEMA_VERSION:
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _forget_connection(self) -> None:
-        # In a forked child: the parent's connection is not ours to use or to close.
-        self._guard = threading.Lock()
-        self._conn = None
-        self._cursor = None
 
     def _translate(self, exc: sqlite3.OperationalError) -> Exception:
         text = str(exc)
@@ -176,23 +361,51 @@ class SqliteBackend(Backend[bytes]):
             return FileLockTimeoutError(
                 self._path, self.lock_timeout, "another process is writing to the database"
             )
+        if "full" in text:
+            return SystemError(
+                f"SqliteBackend {self._path!r}: {text}; nothing was stored. Free space on its "
+                "file system"
+            )
         return SystemError(f"SqliteBackend {self._path!r}: {text}")
 
-    def _run(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
-        # Caller holds _guard. One cursor per connection, reused: about 1.5 us less a write.
-        cursor = self._cursor
-        if cursor is None:
-            cursor = self._cursor = (self._conn or self._connect()).cursor()
-        try:
-            return cursor.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            raise self._translate(exc) from exc
+    def _damaged(self, exc: sqlite3.DatabaseError) -> SystemError:
+        return SystemError(
+            f"SqliteBackend {self._path!r} is damaged ({exc}); delete it (and its -wal and "
+            "-shm files): the next use makes a new, empty one"
+        )
+
+    def _run(self, sql: str, params: tuple[object, ...], write: bool, fetch: str) -> Any:
+        """Run one statement on the shared cursor; what ``fetch`` asks for: "one" row, "all"
+        rows, or the "rowcount". SQLite errors come out as SystemError naming the file."""
+        with self._db.guard:
+            cursor = self._cursor_for(write)
+            try:
+                cursor.execute(sql, params)
+                if fetch == "one":
+                    return cursor.fetchone()
+                if fetch == "all":
+                    return cursor.fetchall()
+                return cursor.rowcount
+            except sqlite3.OperationalError as exc:
+                raise self._translate(exc) from exc
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(exc) from exc
 
     # -- entries -----------------------------------------------------------------------------
 
     def _get(self, key: str) -> bytes | None:
-        with self._guard:
-            row = self._run(_SELECT, (_key(key),)).fetchone()
+        try:
+            row = self._run(_SELECT, (_key(key),), False, "one")
+        except SystemError as exc:
+            cause = exc.__cause__
+            if not isinstance(cause, sqlite3.DatabaseError) or isinstance(
+                cause, sqlite3.OperationalError
+            ):
+                raise
+            # Damage is a miss, counted and logged: a cache carries on without its entry.
+            next(self._live_counters().exception)
+            log.warning("%s; key %r treated as a miss", exc, key)
+            return None
         if row is None:
             return None
         value = row[0]
@@ -200,41 +413,34 @@ class SqliteBackend(Backend[bytes]):
 
     def _put(self, key: str, value: bytes) -> None:
         value = bytes_value("SqliteBackend", key, value)
-        with self._guard:
-            self._run(_REPLACE, (_key(key), value))
+        self._run(_REPLACE, (_key(key), value), True, "rowcount")
 
     def _add(self, key: str, value: bytes) -> bool:
         # One statement, so atomic between processes: the first writer's row stays.
         value = bytes_value("SqliteBackend", key, value)
-        with self._guard:
-            return self._run(_INSERT_NEW, (_key(key), value)).rowcount == 1
+        return bool(self._run(_INSERT_NEW, (_key(key), value), True, "rowcount") == 1)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True when it was there."""
-        with self._guard:
-            return self._run(_DELETE, (_key(key),)).rowcount == 1
+        return bool(self._run(_DELETE, (_key(key),), True, "rowcount") == 1)
 
     def clear(self) -> None:
         """Remove every entry."""
-        with self._guard:
-            self._run(f"DELETE FROM {_TABLE}", ())
+        self._run(f"DELETE FROM {_TABLE}", (), True, "rowcount")
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         """Every entry as (key, value), as of the moment of the call, in key order."""
-        with self._guard:
-            rows = self._run(f"SELECT key, value FROM {_TABLE} ORDER BY key", ()).fetchall()
+        rows = self._run(f"SELECT key, value FROM {_TABLE} ORDER BY key", (), False, "all")
         return iter([(bytes(k).decode("utf-8", "surrogatepass"), bytes(v)) for k, v in rows])
 
     def __len__(self) -> int:
-        with self._guard:
-            return int(self._run(f"SELECT COUNT(*) FROM {_TABLE}", ()).fetchone()[0])
+        return int(self._run(f"SELECT COUNT(*) FROM {_TABLE}", (), False, "one")[0])
 
     def close(self) -> None:
-        """Close this process's connection; the next use opens it again."""
-        with self._guard:
-            conn, self._conn, self._cursor = self._conn, None, None
-        if conn is not None:
-            conn.close()
+        """Close the connection this process has on the file (every SqliteBackend of the
+        process on it shares it); the next use opens it again."""
+        with self._db.guard:
+            self._db.close()
 
     def __repr__(self) -> str:
         return f"<SqliteBackend {self._path!r}>"
