@@ -15,7 +15,7 @@ from .backends.base import Backend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats
 from .errors import UserError
-from .serde import JsonSerde, Serde
+from .serde import JsonSerde, Serde, decode_for, encode_for
 
 __all__ = ["RemoteCache", "cache_stats"]
 
@@ -28,7 +28,9 @@ BackendFactory = Callable[[], Backend[Any]]
 class RemoteCache(Generic[T]):
     """A typed cache: ``get(key) -> T | None`` and ``put(key, value)``.
 
-    Keys are strings, stored as ``"{namespace}::{key}:v{version}"``; bump ``version`` when the
+    Keys are strings, stored as ``"{namespace}::{key}:v{version}"`` (``:`` and ``%`` in the
+    namespace written ``%3A`` and ``%25``, so caches sharing a backend never read each other's
+    entries, whatever their namespaces and keys); bump ``version`` when the
     shape of stored values changes, and old entries stop matching. ``serde`` defaults to
     :class:`JsonSerde`; ``backend`` to a fresh :class:`MemoryBackend`.
 
@@ -69,7 +71,9 @@ class RemoteCache(Generic[T]):
         self.serde: Serde[T, Any] = serde if serde is not None else JsonSerde()
         self.namespace = namespace
         self.version = version
-        self._prefix = f"{namespace}::"
+        # ':' and '%' in a namespace are escaped, so the first '::' always ends it and no
+        # (namespace, key) pair makes the same full key as another.
+        self._prefix = namespace.replace("%", "%25").replace(":", "%3A") + "::"
         self._suffix = f":v{version}"
         self._counters = cache_stats.counters(type(self).__name__)
         self._override_factory: BackendFactory | None = None
@@ -117,7 +121,7 @@ class RemoteCache(Generic[T]):
             next(counters.miss)
             return None
         try:
-            value = self.serde.decode(stored)
+            value = decode_for(self.serde, full, stored)
         except Exception as exc:
             next(counters.exception)
             next(counters.miss)
@@ -138,7 +142,7 @@ class RemoteCache(Generic[T]):
                 f"{type(self).__name__}.put({key!r}, None): None means a miss and cannot be "
                 "stored; store another value (an empty dict, a sentinel) or skip the put"
             )
-        return full, self.serde.encode(value)
+        return full, encode_for(self.serde, full, value)
 
     def put(self, key: str, value: T) -> None:
         """Store ``value`` for ``key``; encoding and backend errors are counted and re-raised."""

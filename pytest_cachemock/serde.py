@@ -3,6 +3,10 @@
 ``JsonSerde`` is the default and the one to use for anything that leaves the process.
 Pickle is opt-in; ``SignedPickleSerde`` checks an HMAC-SHA256 tag before it unpickles, so a
 value written by someone without the key is refused, never executed.
+
+A serde may also bind a stored value to the key it is stored under (``encode_keyed`` and
+``decode_keyed``, see :class:`KeyedSerde`); the cache controllers call :func:`encode_for` and
+:func:`decode_for`, which use those methods where a serde has them.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import hashlib
 import hmac
 import json
 import pickle
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from typing_extensions import Protocol, runtime_checkable
 
@@ -22,7 +26,16 @@ from .errors import (
     ValueUnPicklingError,
 )
 
-__all__ = ["JsonSerde", "PassthroughSerde", "PickleSerde", "Serde", "SignedPickleSerde"]
+__all__ = [
+    "JsonSerde",
+    "KeyedSerde",
+    "PassthroughSerde",
+    "PickleSerde",
+    "Serde",
+    "SignedPickleSerde",
+    "decode_for",
+    "encode_for",
+]
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -36,6 +49,30 @@ class Serde(Protocol[T, S]):
     def encode(self, value: T) -> S: ...
 
     def decode(self, stored: S) -> T: ...
+
+
+@runtime_checkable
+class KeyedSerde(Protocol[T, S]):
+    """A serde whose stored form is bound to the key it is stored under: what was stored for
+    one key is refused under any other (a copied entry is not a valid entry)."""
+
+    def encode_keyed(self, key: str, value: T) -> S: ...
+
+    def decode_keyed(self, key: str, stored: S) -> T: ...
+
+
+def encode_for(serde: Serde[T, S], key: str, value: T) -> S:
+    """``value`` encoded by ``serde`` for storing under ``key`` (bound to it where the serde
+    can bind, see :class:`KeyedSerde`)."""
+    keyed = getattr(serde, "encode_keyed", None)
+    return serde.encode(value) if keyed is None else cast(S, keyed(key, value))
+
+
+def decode_for(serde: Serde[T, S], key: str, stored: S) -> T:
+    """``stored``, read under ``key``, decoded by ``serde``; a keyed serde refuses an entry
+    that was stored under another key."""
+    keyed = getattr(serde, "decode_keyed", None)
+    return serde.decode(stored) if keyed is None else cast(T, keyed(key, stored))
 
 
 def _type_name(value: object) -> str:
@@ -115,8 +152,11 @@ class PickleSerde:
 class SignedPickleSerde(PickleSerde):
     """Pickle with an HMAC-SHA256 tag in front; the tag is checked before anything is unpickled.
 
-    A missing or wrong tag raises :class:`ValueUnPicklingError`, which a ``RemoteCache`` counts
-    as an exception and treats as a miss.
+    The tag covers the full key the value is stored under (when stored through a cache, which
+    calls :meth:`encode_keyed`), so an entry copied to another key, namespace or version is
+    refused like a forged one. A missing or wrong tag raises :class:`ValueUnPicklingError`,
+    which a ``RemoteCache`` counts as an exception and treats as a miss. :meth:`encode` and
+    :meth:`decode` sign and check for no key (the empty one).
     """
 
     TAG_SIZE = hashlib.sha256().digest_size
@@ -131,23 +171,40 @@ class SignedPickleSerde(PickleSerde):
             )
         self._key = bytes(key)
 
-    def _tag(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()
+    def _tag(self, key: str, payload: bytes) -> bytes:
+        # The key's length goes first, so no (key, payload) pair reads as another.
+        kb = key.encode("utf-8", "surrogatepass")
+        mac = hmac.new(self._key, _SIGNED_CONTEXT, hashlib.sha256)
+        mac.update(len(kb).to_bytes(8, "big"))
+        mac.update(kb)
+        mac.update(payload)
+        return mac.digest()
 
-    def encode(self, value: Any) -> bytes:
+    def encode_keyed(self, key: str, value: Any) -> bytes:
+        """``value`` pickled and signed for storing under ``key``."""
         payload = super().encode(value)
-        return self._tag(payload) + payload
+        return self._tag(key, payload) + payload
 
-    def decode(self, stored: Any) -> Any:
+    def decode_keyed(self, key: str, stored: Any) -> Any:
+        """The value of ``stored``, after checking it was signed with our secret for ``key``."""
         if not isinstance(stored, (bytes, bytearray)) or len(stored) < self.TAG_SIZE:
             raise ValueUnPicklingError("stored value has no signature; refusing to unpickle it")
         tag, payload = bytes(stored[: self.TAG_SIZE]), bytes(stored[self.TAG_SIZE :])
-        if not hmac.compare_digest(tag, self._tag(payload)):
+        if not hmac.compare_digest(tag, self._tag(key, payload)):
             raise ValueUnPicklingError(
-                "stored value has a wrong signature (written with another key, or "
-                "tampered with); refusing to unpickle it"
+                f"stored value has a wrong signature for key {key!r} (written with another "
+                "secret, stored under another key, or tampered with); refusing to unpickle it"
             )
         return super().decode(payload)
 
+    def encode(self, value: Any) -> bytes:
+        return self.encode_keyed("", value)
+
+    def decode(self, stored: Any) -> Any:
+        return self.decode_keyed("", stored)
+
     def __repr__(self) -> str:
         return "SignedPickleSerde(<key>)"
+
+
+_SIGNED_CONTEXT = b"pytest-cachemock signed pickle v2\0"

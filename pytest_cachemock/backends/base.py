@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from ..counters import NameCounters, cache_stats
-from ..errors import ValueEncodingError
+from ..errors import KeyEncodingError, UserError, ValueEncodingError
 
 __all__ = ["Backend"]
 
@@ -64,6 +64,8 @@ class Backend(ABC, Generic[T]):
         """The stored value of ``key``, or None when there is none (a miss)."""
         counters = self._counters or self._live_counters()
         try:
+            if type(key) is not str:
+                raise key_error(self, "get", key)
             value = self._get(key)
         except Exception:
             next(counters.exception)
@@ -75,6 +77,8 @@ class Backend(ABC, Generic[T]):
         """Store ``value`` under ``key``, replacing what was there."""
         counters = self._counters or self._live_counters()
         try:
+            if type(key) is not str or value is None:
+                raise key_error(self, "put", key) if type(key) is not str else none_error(self, key)
             self._put(key, value)
         except Exception:
             next(counters.exception)
@@ -88,6 +92,8 @@ class Backend(ABC, Generic[T]):
         """
         counters = self._counters or self._live_counters()
         try:
+            if type(key) is not str or value is None:
+                raise key_error(self, "add", key) if type(key) is not str else none_error(self, key)
             added = self._add(key, value)
         except Exception:
             next(counters.exception)
@@ -100,6 +106,22 @@ class Backend(ABC, Generic[T]):
 
 
 _add_lock = threading.RLock()
+
+
+def key_error(backend: object, op: str, key: object) -> KeyEncodingError:
+    """The error for a key that is not a str, handed to ``backend.op`` directly."""
+    return KeyEncodingError(
+        f"{type(backend).__qualname__}.{op}: keys are str, got a {type(key).__qualname__} "
+        f"({key!r}); format it into a string first (a RemoteCache or Memoizer does that for you)"
+    )
+
+
+def none_error(backend: object, key: str) -> UserError:
+    """The error for storing None, which every backend reads back as a miss."""
+    return UserError(
+        f"{type(backend).__qualname__}: cannot store None for key {key!r}: None means a miss; "
+        "store another value (an empty dict, a sentinel) or skip the put"
+    )
 
 
 def bytes_value(store: str, key: str, value: object) -> bytes:
