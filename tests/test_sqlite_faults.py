@@ -12,13 +12,14 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from _helpers import PATIENCE, driver, every_file, snap
+from _helpers import PATIENCE, driver, every_file, fill_disk, snap
 
-from pytest_cachemock import CacheError, RemoteCache, SqliteBackend
+from pytest_cachemock import CacheError, FileLockTimeoutError, RemoteCache, SqliteBackend
 from pytest_cachemock import SystemError as CacheSystemError
 from pytest_cachemock.backends import sqlite as sqlite_module
 
@@ -151,6 +152,10 @@ def test_a_database_renamed_over_is_followed_by_reads_and_writes(tmp_path: Path)
         str(new),
     )
     os.replace(new, db)
+    # With the old file's -wal and -shm: left at the path, they would be read as the new
+    # file's by whoever opens it next (SQLite binds a WAL to a file name, not to a file).
+    for side in ("-wal", "-shm"):
+        Path(f"{db}{side}").unlink()
     time.sleep(sqlite_module._READ_CHECK_EVERY)  # a read looks at the path this often
     assert backend.get("theirs") == b"t"  # a read notices the new file
     backend.put("mine", b"m")
@@ -194,7 +199,8 @@ def test_two_backends_on_one_path_both_follow_a_replacement(tmp_path: Path) -> N
     one.put("k", b"before")
     for f in db_files(db):
         f.unlink(missing_ok=True)
-    two.put("k", b"after")
+    two.put("k", b"after")  # a write looks at the path every time
+    time.sleep(sqlite_module._READ_CHECK_EVERY)  # a read, this often
     assert one.get("k") == b"after"
     one.put("j", b"j")
     assert two.get("j") == b"j"
@@ -416,3 +422,68 @@ def test_a_fifo_at_the_path_is_refused_at_once(tmp_path: Path) -> None:
     os.mkfifo(path)
     with pytest.raises(CacheSystemError, match=re.escape(repr(str(path)))):
         SqliteBackend(path)
+
+
+# -- other promises of docs/toolkit.md -----------------------------------------------------
+
+_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT OR REPLACE INTO cachemock_entries VALUES (CAST('held' AS BLOB), x'01')")
+print("holding", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+@pytest.mark.slow
+def test_backends_on_one_file_each_wait_their_own_lock_timeout(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite3"
+    impatient = SqliteBackend(db, lock_timeout=0)
+    patient = SqliteBackend(db, lock_timeout=PATIENCE)  # shares impatient's connection
+    impatient.put("k", b"v")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(FileLockTimeoutError) as info:
+            impatient.put("k", b"w")
+        assert info.value.timeout == 0
+        outcome: list[object] = []
+        writer = threading.Thread(target=lambda: outcome.append(patient.put("k", b"p")))
+        writer.start()
+        with pytest.raises(FileLockTimeoutError):  # still its own timeout, while patient waits
+            SqliteBackend(db, lock_timeout=0).put("k", b"x")
+        holder.stdin.write("commit\n")
+        holder.stdin.flush()
+        writer.join(PATIENCE)
+        assert outcome == [None]  # patient waited for the holder instead of giving up
+        assert impatient.get("k") == b"p"
+        assert impatient.get("held") == b"\x01"
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_write_that_fills_the_disk_keeps_the_old_value(small_tmpfs: Path) -> None:
+    db = small_tmpfs / "db.sqlite3"
+    backend = SqliteBackend(db)
+    backend.put("k", b"old")
+    filler = fill_disk(small_tmpfs, keep=0)
+    with pytest.raises(CacheSystemError) as info:
+        backend.put("k", os.urandom(1 << 20))
+    assert repr(str(db)) in str(info.value)
+    assert "Free space" in str(info.value)
+    assert backend.get("k") == b"old"
+    filler.unlink()
+    backend.put("k", b"new")
+    assert SqliteBackend(db).get("k") == b"new"
+    backend.close()
+    assert integrity(db) == "ok"

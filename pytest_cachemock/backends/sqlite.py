@@ -15,10 +15,11 @@ writers queue for up to ``lock_timeout`` seconds, past which they raise
 :data:`APPLICATION_ID` (or, as made before that, when our table is all it holds); the schema
 version is kept in ``user_version``.
 
-Every SqliteBackend of a process on one file shares one connection, and nothing here ever
-opens the file but SQLite: closing any descriptor of a file drops every POSIX lock the
-process holds on it, SQLite's included, and another process would then take the database for
-unused and remove the WAL that this one still writes into.
+Nothing here ever opens an existing database file but SQLite: closing any descriptor of a
+file drops every POSIX lock the process holds on it, SQLite's included, and another process
+would then take the database for unused and remove the WAL that this one still writes into.
+Each backend has its own connection (SQLite shares the locks of a process's connections to
+one file); a file deleted or replaced at the path is noticed and the new one opened.
 """
 
 from __future__ import annotations
@@ -71,75 +72,62 @@ _DELETE = f"DELETE FROM {_TABLE} WHERE key = ?"
 _SCHEMA_NAMES = "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'"
 
 
-class _Database:
-    """One database file as this process uses it: its connection, shared by every
-    SqliteBackend of the process on that file under one thread lock."""
+class _Connection:
+    """A backend's connection to its file, and which file that is."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.guard = threading.Lock()
+        self.path = path  # with the directory's links resolved
+        self.guard = threading.Lock()  # the threads of a process take turns on it
         self.conn: sqlite3.Connection | None = None
         self.cursor: sqlite3.Cursor | None = None
         self.ident: tuple[int, int] = (0, 0)  # (st_dev, st_ino) of the file conn is on
         self.checked = 0.0  # time.monotonic() of the last look at the path
-        self.timeout = -1.0  # the busy timeout conn waits, in seconds
 
     def forget(self) -> None:
         """Stop using the connection without closing it."""
         self.conn = self.cursor = None
         self.ident = (0, 0)
-        self.timeout = -1.0
 
     def close(self) -> None:
         conn = self.conn
         self.forget()
         if conn is not None:
-            conn.close()
-
-    def leave(self) -> None:
-        """Close the connection to a file that was deleted or replaced at the path."""
-        conn = self.conn
-        self.forget()
-        if conn is None:
-            return
-        # Its committed entries go into the old file (harmless: deleted, or renamed away and
-        # then whole), and its WAL is emptied through SQLite's own descriptor: were that
-        # WAL still at the path, the new file would otherwise read the old file's pages from
-        # it. Then SQLite sees the file has moved, so closing neither checkpoints nor removes
-        # the -wal and -shm at the path, which are the new file's.
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("PRAGMA busy_timeout = 0")  # best effort: never wait for it
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
+            # For a file deleted or replaced at the path, SQLite sees that it has moved and
+            # neither checkpoints into it nor removes the -wal and -shm at the path (which
+            # may be the new file's, in use by another process).
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
 
-# Every spelling of a path (``..``, linked directories) finds the same _Database; it lives as
-# long as a backend on it does.
-_databases: weakref.WeakValueDictionary[str, _Database] = weakref.WeakValueDictionary()
-_databases_guard = threading.Lock()
-# Connections a forked child inherited: never used or closed there (closing one would close
-# descriptors and might checkpoint under the parent's feet), so kept here for its lifetime.
+# Opening a file is done under one lock per file (every spelling of its path: ``..``, linked
+# directories) in the process: the descriptor that makes a missing file is closed again, and
+# closing it must not drop a lock that a SQLite connection of ours took on that new file.
+_opening: dict[str, threading.Lock] = {}
+_opening_guard = threading.Lock()
+_live: weakref.WeakSet[_Connection] = weakref.WeakSet()
+# Connections a forked child inherited: never used or closed there (closing one closes
+# descriptors, and might checkpoint under the parent's feet), so kept for its lifetime.
 _inherited: list[sqlite3.Connection] = []
 
 
-def _database_for(path: str) -> _Database:
-    real = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-    with _databases_guard:
-        found = _databases.get(real)
+def _opening_lock(path: str) -> threading.Lock:
+    with _opening_guard:
+        found = _opening.get(path)
         if found is None:
-            found = _databases[real] = _Database(real)
+            found = _opening[path] = threading.Lock()
         return found
 
 
 def _after_fork() -> None:
-    global _databases_guard
-    _databases_guard = threading.Lock()
-    for db in list(_databases.values()):
-        if db.conn is not None:
-            _inherited.append(db.conn)
-        db.guard = threading.Lock()
-        db.forget()
+    global _opening_guard
+    _opening_guard = threading.Lock()
+    for path in list(_opening):
+        _opening[path] = threading.Lock()
+    for c in list(_live):
+        if c.conn is not None:
+            _inherited.append(c.conn)
+        c.guard = threading.Lock()
+        c.forget()
 
 
 if hasattr(os, "register_at_fork"):
@@ -166,13 +154,17 @@ class SqliteBackend(Backend[bytes]):
         self.path = store_file(path, "SqliteBackend needs a database file", "cache.sqlite3")
         self.lock_timeout = timeout
         self._path = os.fspath(self.path)
-        self._db = _database_for(self._path)
+        real = os.path.join(
+            os.path.realpath(os.path.dirname(self._path)), os.path.basename(self._path)
+        )
+        self._db = _Connection(real)
+        _live.add(self._db)
         with self._db.guard:  # fail here, naming the file, rather than at the first get
             self._cursor_for(write=True)
 
     @property
     def _conn(self) -> sqlite3.Connection | None:
-        """The connection this process has open on the file, if any."""
+        """This backend's connection to its file, if open."""
         return self._db.conn
 
     def sidecar_path(self, name: str) -> str:
@@ -197,11 +189,11 @@ class SqliteBackend(Backend[bytes]):
             if write or now - db.checked >= _READ_CHECK_EVERY:
                 try:
                     st = os.lstat(db.path)
-                    moved = (st.st_dev, st.st_ino) != db.ident
+                    moved = st.st_ino != db.ident[1] or st.st_dev != db.ident[0]
                 except OSError:
                     moved = True
                 if moved:
-                    db.leave()
+                    db.close()
                     cursor = None
                 else:
                     db.checked = now
@@ -209,9 +201,6 @@ class SqliteBackend(Backend[bytes]):
             self._open()
             assert db.conn is not None
             cursor = db.cursor = db.conn.cursor()
-        if db.timeout != self.lock_timeout:  # backends on one file may wait differently
-            cursor.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
-            db.timeout = self.lock_timeout
         return cursor
 
     def _file_ident(self) -> tuple[int, int]:
@@ -262,6 +251,26 @@ class SqliteBackend(Backend[bytes]):
             raise self._cannot_open(exc) from exc
         # mode=rw: SQLite never creates the file (we do, owner-only, and never through a link).
         uri = Path(db.path).as_uri() + "?mode=rw"
+        with _opening_lock(db.path):
+            conn, ident = self._connect(uri)
+        try:
+            self._setup(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise self._translate(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise SystemError(
+                f"{self._path!r} is not a database SqliteBackend can use ({exc}); delete it "
+                "or pass another path"
+            ) from exc
+        except BaseException:
+            conn.close()
+            raise
+        db.conn, db.ident, db.checked = conn, ident, time.monotonic()
+
+    def _connect(self, uri: str) -> tuple[sqlite3.Connection, tuple[int, int]]:
+        """A connection to the regular file at the path, and its (st_dev, st_ino)."""
         for _ in range(10):
             ident = self._file_ident()
             try:
@@ -280,25 +289,9 @@ class SqliteBackend(Backend[bytes]):
                 conn.close()
                 raise
             if again == ident:
-                break  # SQLite opened the file we looked at
+                return conn, ident  # SQLite opened the file we looked at
             conn.close()  # replaced while SQLite opened it; nothing was read
-        else:
-            raise self._cannot_open("it keeps being replaced")
-        try:
-            self._setup(conn)
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            raise self._translate(exc) from exc
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise SystemError(
-                f"{self._path!r} is not a database SqliteBackend can use ({exc}); delete it "
-                "or pass another path"
-            ) from exc
-        except BaseException:
-            conn.close()
-            raise
-        db.conn, db.ident, db.checked, db.timeout = conn, ident, time.monotonic(), self.lock_timeout
+        raise self._cannot_open("it keeps being replaced")
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         """Refuse a database that is not ours or is newer, before anything is written; then
@@ -437,8 +430,7 @@ class SqliteBackend(Backend[bytes]):
         return int(self._run(f"SELECT COUNT(*) FROM {_TABLE}", (), False, "one")[0])
 
     def close(self) -> None:
-        """Close the connection this process has on the file (every SqliteBackend of the
-        process on it shares it); the next use opens it again."""
+        """Close this backend's connection; the next use opens the file at the path again."""
         with self._db.guard:
             self._db.close()
 
