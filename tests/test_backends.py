@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -133,18 +134,31 @@ def test_file_damaged_value_is_a_miss_an_exception_and_a_warning(
     assert "digest mismatch" in caplog.text
 
 
-def test_file_read_overlapping_a_write_is_a_plain_miss(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_file_read_overlapping_a_write_waits_for_the_whole_entry(tmp_path: Path) -> None:
+    """A writer holds the entry's exclusive flock while the file is half old, half new: a
+    reader does not count damage, it waits for the writer and reads the new entry."""
+    fcntl = pytest.importorskip("fcntl")
     backend = FileBackend(tmp_path)
-    backend.put("k", b"old value")
-    good = Path(backend.path_for("k")).read_bytes()
-    torn = [good[:-3] + b"new"[:3], good[:-2] + b"ne", good[:-1] + b"n", good[:-4] + b"xyzw"]
-    monkeypatch.setattr(backend, "_read", lambda path: torn.pop(0) if torn else None)
-    assert backend.get("k") is None  # every read differed: a writer was busy
-    assert "backend:FileBackend" not in cache_stats.snapshot() or (
-        cache_stats.snapshot()["backend:FileBackend"]["exception"] == 0
-    )
+    backend.put("k", b"old value " * 10)
+    backend.put("k", b"new value " * 10)
+    path = backend.path_for("k")
+    new = Path(path).read_bytes()
+    backend.put("k", b"old value " * 10)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.pwrite(fd, new[: len(new) // 2], 0)  # torn: the digest cannot match
+        got: list[bytes | None] = []
+        reader = threading.Thread(target=lambda: got.append(backend.get("k")))
+        reader.start()
+        reader.join(0.2)  # the reader is behind the lock (or about to be)
+        os.pwrite(fd, new[len(new) // 2 :], len(new) // 2)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    reader.join(10)
+    assert got == [b"new value " * 10]
+    assert cache_stats.snapshot()["backend:FileBackend"]["exception"] == 0
 
 
 def test_file_empty_entry_is_a_plain_miss(tmp_path: Path) -> None:

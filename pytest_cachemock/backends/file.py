@@ -5,13 +5,24 @@ version, key length, value length, and a 64-bit BLAKE2b digest of key and value)
 then the value. The key is hashed for the file name, so no key can name a path outside the
 directory, and stored in the file, so a file that belongs to another key is recognised.
 
-A put writes the new entry over the key's file, from offset 0, in one ``write`` call. Readers
-take no lock; they check the digest, so a read that overlaps a write (and sees part of each)
-is recognised and answered as a miss, never as a mix. Writes are not truncated: when a value
-shrinks, the bytes after the new entry are left and ignored, so two writers of one key always
-leave the complete entry of whichever wrote last. Why not a temporary file renamed into place:
-creating a file (an inode) costs 10 to 250 us on this ext4 (mounted with ``discard``), where
-writing into an existing one costs about 6 us; see docs/performance.md.
+Write: open the key's file (created if missing; ``O_NOFOLLOW | O_NONBLOCK``, and a link, FIFO,
+socket or empty directory planted there is removed, never written through), take an
+exclusive ``flock`` on it, and, when the new entry is longer than the file, reserve the space
+with ``posix_fallocate`` first, so a full disk fails the put before a byte of the old entry
+is touched. Then the entry is written over the file from offset 0 and the lock released.
+Writes are not truncated: when a value shrinks, the bytes after the new entry are left and
+ignored. Where ``posix_fallocate`` is not supported, a growing entry is written to a temporary
+file renamed into place instead. A write that fails half-way for another reason empties the
+file (a plain miss). Why write in place: creating a file (an inode) costs 10 to 250 us on
+this ext4 (mounted with ``discard``), where writing into an existing one costs about 6 us;
+see docs/performance.md.
+
+Read: open (``O_NOFOLLOW | O_NONBLOCK``), one ``read`` and a check of magic, lengths, key and
+digest, without a lock. When that check fails (a write under way, a value longer than the
+first read, damage), the open file is settled: ``fstat`` refuses anything but a regular file,
+a shared ``flock`` waits for a writer to finish, and the entry is read again whole, its
+lengths checked against the file's size before anything is read. What is still wrong then is
+damage: a miss, counted as an exception and logged.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import struct
 import threading
 import time
@@ -28,8 +40,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import FileLockTimeoutError
 from ..locks import file_lock, make_file_lock
 from .base import Backend, bytes_value, lock_timeout_seconds
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no entry locks, reads verify the digest only
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     import filelock
@@ -45,12 +63,10 @@ _LOCK_NAME = ".lock"
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_READ_FLAGS = os.O_RDONLY | _O_CLOEXEC | _O_BINARY | _O_NOFOLLOW
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | _O_CLOEXEC | _O_BINARY | _O_NOFOLLOW
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a planted FIFO must not wait for a peer
+_READ_FLAGS = os.O_RDONLY | _O_CLOEXEC | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | _O_CLOEXEC | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK
 _FIRST_READ = 64 * 1024
-# A read that overlaps a write is read again after these pauses (seconds) before it is a miss.
-_READ_PAUSES = (0.0, 0.001, 0.01)
-_SYMLINK = b"<symlink>"  # what _read returns for a planted symbolic link (checked by identity)
 _NAME_CACHE_SIZE = 4096  # entries (bounded memory: long keys are not kept)
 _NAME_CACHE_MAX_KEY = 512
 
@@ -73,12 +89,67 @@ def _digest(kb: bytes, value: bytes) -> bytes:
     return h.digest()
 
 
-def _write_all(fd: int, blob: bytes) -> None:
-    written = os.write(fd, blob)
+def _pwrite_all(fd: int, blob: bytes) -> None:
+    written = os.pwrite(fd, blob, 0)
     if written < len(blob):
-        view = memoryview(blob)[written:]
-        while view:
-            view = view[os.write(fd, view) :]
+        view = memoryview(blob)
+        while written < len(blob):
+            written += os.pwrite(fd, view[written:], written)
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) < length:
+        chunks = [data]
+        have = len(data)
+        while have < length:
+            chunk = os.pread(fd, length - have, offset + have)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            have += len(chunk)
+        data = b"".join(chunks)
+    return data
+
+
+def _flock(fd: int, how: int, timeout: float) -> bool:
+    """Take ``flock(fd, how)`` within ``timeout`` seconds; False when it could not be taken.
+
+    Writers hold an entry's lock for one write (microseconds), so this waits only behind
+    them; polling bounds the wait when something else holds it."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + timeout
+    pause = 0.0001
+    while True:
+        time.sleep(pause)
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+        pause = min(pause * 2, 0.01)
+
+
+def _reserve(fd: int, size: int) -> bool:
+    """Allocate ``size`` bytes for ``fd`` without touching its data (ENOSPC raises, the old
+    bytes stay); False where the file system cannot (then the caller renames a copy)."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is None:
+        return False
+    try:
+        fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return False
+        raise
+    return True
 
 
 def _key_bytes(key: str) -> bytes:
@@ -135,104 +206,115 @@ class FileBackend(Backend[bytes]):
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _read(self, path: str) -> bytes | None:
+    def _open(self, path: str) -> int | str | None:
+        """A read-only fd on ``path``; None when there is no file; what is wrong, for a link or
+        a thing that cannot be opened as a file (a socket)."""
         try:
-            fd = os.open(path, _READ_FLAGS)
+            return os.open(path, _READ_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return _SYMLINK  # never read through a link someone planted
+                return "a symbolic link, not an entry"  # never read through a planted link
+            if exc.errno in (errno.ENXIO, errno.EISDIR):
+                return "not a regular file"
             raise
-        try:
-            data = os.read(fd, _FIRST_READ)
-            if len(data) >= _HEADER.size:
-                _, klen, vlen, _ = _HEADER.unpack_from(data)
-                want = _HEADER.size + klen + vlen
-                if len(data) < want:
-                    chunks = [data]
-                    have = len(data)
-                    while have < want:
-                        chunk = os.read(fd, want - have)
-                        if not chunk:
-                            break
-                        chunks.append(chunk)
-                        have += len(chunk)
-                    data = b"".join(chunks)
-            return data
-        finally:
-            os.close(fd)
 
-    @staticmethod
-    def _problem(data: bytes, kb: bytes | None) -> tuple[str | None, bytes, bytes]:
-        """(what is wrong or None, key bytes, value) of a file's bytes."""
-        if data is _SYMLINK:
-            return "a symbolic link, not an entry", b"", b""
-        if len(data) < _HEADER.size:
-            return ("empty" if not data else "truncated header"), b"", b""
-        magic, klen, vlen, digest = _HEADER.unpack_from(data)
-        if magic[:3] != MAGIC[:3]:
-            return "not a cachemock entry", b"", b""
-        if magic != MAGIC:
-            return f"format version {magic[3]}, this version reads {MAGIC[3]}", b"", b""
-        end = _HEADER.size + klen
-        if len(data) < end + vlen:
-            return f"length {len(data)}, header says {end + vlen}", b"", b""
-        raw_key = data[_HEADER.size : end]
-        value = data[end : end + vlen]
+    def _examine(self, fd: int, kb: bytes | None) -> tuple[str | None, bytes, bytes]:
+        """(what is wrong or None, key bytes, value) of the open file ``fd``, read whole
+        under a shared lock, so no writer is half-way through it."""
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "not a regular file", b"", b""
+        if not _flock(fd, fcntl.LOCK_SH if fcntl else 0, self.lock_timeout):
+            return f"still locked by a writer after {self.lock_timeout:g} s", b"", b""
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, _HEADER.size, 0)
+            if len(head) < _HEADER.size:
+                return ("empty" if not head else "truncated header"), b"", b""
+            magic, klen, vlen, digest = _HEADER.unpack(head)
+            if magic[:3] != MAGIC[:3]:
+                return "not a cachemock entry", b"", b""
+            if magic != MAGIC:
+                return f"format version {magic[3]}, this version reads {MAGIC[3]}", b"", b""
+            want = _HEADER.size + klen + vlen
+            if want > size:  # checked before reading: the lengths may be anything
+                return f"length {size}, header says {want}", b"", b""
+            body = _pread_all(fd, klen + vlen, _HEADER.size)
+        finally:
+            if fcntl:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        raw_key, value = body[:klen], body[klen:]
+        if len(value) < vlen:
+            return f"length {_HEADER.size + len(body)}, header says {want}", b"", b""
         if _digest(raw_key, value) != digest:
-            return "digest mismatch (damaged, or being written)", raw_key, value
+            return "digest mismatch (damaged)", raw_key, value
         if kb is not None and raw_key != kb:
             return "entry belongs to another key", raw_key, value
         return None, raw_key, value
 
-    def _load(self, path: str, kb: bytes | None) -> tuple[bytes, bytes] | None:
-        """(key bytes, value) of the file at ``path``, or None for a miss.
+    def _settle(
+        self, path: str, fd: int | str | None, kb: bytes | None
+    ) -> tuple[bytes, bytes] | None:
+        """(key bytes, value) of the entry at ``path`` (open as ``fd``), or None for a miss.
 
-        A read that overlaps a write is read again; what stays wrong is counted as an
-        exception and logged, except an empty file (a writer that has only just created it).
+        What is wrong is counted as an exception and logged, except an empty file (a writer
+        that has only just created it, or whose write failed for want of space).
         """
-        data = self._read(path)
-        previous = None
-        problem = None
-        for pause in (*_READ_PAUSES, None):
-            if data is None:
-                return None
-            problem, raw_key, value = self._problem(data, kb)
+        if fd is None:
+            return None
+        if isinstance(fd, str):
+            problem: str | None = fd
+        else:
+            problem, raw_key, value = self._examine(fd, kb)
             if problem is None:
                 return raw_key, value
-            if pause is None:
-                break
-            time.sleep(pause)  # give a writer that is mid-way the time to finish
-            previous, data = data, self._read(path)
-        if data != previous:
-            return None  # still changing under us: a writer is busy; a plain miss
-        if problem == "empty":
-            return None
+            if problem == "empty":
+                return None
         next(self._live_counters().exception)
         log.warning("FileBackend: ignoring %s (%s); treated as a miss", path, problem)
         return None
 
+    def _load(self, path: str, kb: bytes | None) -> tuple[bytes, bytes] | None:
+        """(key bytes, value) of the file at ``path``, or None for a miss."""
+        fd = self._open(path)
+        try:
+            return self._settle(path, fd, kb)
+        finally:
+            if isinstance(fd, int):
+                os.close(fd)
+
     def _get(self, key: str) -> bytes | None:
         path, kb = self._names(key)
-        data = self._read(path)
-        if data is None:
+        fd = self._open(path)
+        if not isinstance(fd, int):
+            self._settle(path, fd, kb)  # counts and logs a planted link or socket
             return None
-        # The common case checked inline: our magic, the full length, this key, the digest.
-        if len(data) >= _HEADER.size:
-            magic, klen, vlen, digest = _HEADER.unpack_from(data)
-            end = _HEADER.size + klen
-            if (
-                magic == MAGIC
-                and len(data) >= end + vlen
-                and klen == len(kb)
-                and data[_HEADER.size : end] == kb
-            ):
-                value = data[end : end + vlen]
-                if _digest(kb, value) == digest:
-                    return value
-        loaded = self._load(path, kb)
-        return None if loaded is None else loaded[1]
+        try:
+            # The common case, without a lock: our magic, the full length, this key, the
+            # digest. Anything else (a write under way, a bigger value, damage) is settled
+            # by reading again under a shared lock.
+            try:
+                data = os.read(fd, _FIRST_READ)
+            except OSError:  # a directory (EISDIR), a FIFO (EAGAIN): _examine says which
+                data = b""
+            if len(data) >= _HEADER.size:
+                magic, klen, vlen, digest = _HEADER.unpack_from(data)
+                end = _HEADER.size + klen
+                if (
+                    magic == MAGIC
+                    and len(data) >= end + vlen
+                    and klen == len(kb)
+                    and data[_HEADER.size : end] == kb
+                ):
+                    value = data[end : end + vlen]
+                    if _digest(kb, value) == digest:
+                        return value
+            loaded = self._settle(path, fd, kb)
+            return None if loaded is None else loaded[1]
+        finally:
+            os.close(fd)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -240,23 +322,102 @@ class FileBackend(Backend[bytes]):
         value = bytes_value("FileBackend", key, value)
         return _HEADER.pack(MAGIC, len(kb), len(value), _digest(kb, value)) + kb + value
 
+    def _open_for_write(self, path: str) -> int:
+        """An fd on the regular file at ``path``, created if missing; a symbolic link, FIFO,
+        socket or empty directory planted there is removed first, never written through."""
+        for _ in range(3):
+            try:
+                fd = os.open(path, _WRITE_FLAGS, 0o600)
+            except FileNotFoundError:
+                # The directory was removed under us; recreate it.
+                os.makedirs(self._dir, mode=0o700, exist_ok=True)
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EISDIR:
+                    self._remove_directory(path)
+                elif exc.errno in (errno.ELOOP, errno.ENXIO):
+                    # A link (ELOOP), a FIFO nobody reads or a socket (ENXIO).
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                else:
+                    raise
+                continue
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)  # a FIFO someone holds open for reading: nothing was written
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        raise OSError(
+            errno.EAGAIN,
+            f"FileBackend: {path!r} keeps being replaced by something that is not a regular "
+            "file; find out what creates it there",
+            path,
+        )
+
+    def _remove_directory(self, path: str) -> None:
+        try:
+            os.rmdir(path)  # only an empty one: no one's data is lost
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise IsADirectoryError(
+                errno.EISDIR,
+                f"FileBackend: {path!r} is a directory, not an entry, and it is not empty; "
+                "remove it (nothing in the cache directory should be created by hand)",
+                path,
+            ) from exc
+
     def _write(self, path: str, blob: bytes) -> None:
         try:
-            fd = os.open(path, _WRITE_FLAGS, 0o600)
-        except FileNotFoundError:
-            # The directory was removed under us; recreate it once.
-            os.makedirs(self._dir, mode=0o700, exist_ok=True)
-            fd = os.open(path, _WRITE_FLAGS, 0o600)
+            self._write_entry(path, blob)
         except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            # Someone planted a symlink at an entry's name: remove it, never write through it.
-            os.unlink(path)
-            fd = os.open(path, _WRITE_FLAGS, 0o600)
+            if exc.errno == errno.ENOSPC:
+                raise OSError(
+                    errno.ENOSPC,
+                    f"FileBackend: No space left on the device to write {len(blob)} bytes to "
+                    f"{path!r} (the old entry, if any, is kept); free some space or use "
+                    "another directory",
+                    path,
+                ) from exc
+            raise
+
+    def _write_entry(self, path: str, blob: bytes) -> None:
+        fd = self._open_for_write(path)
         try:
-            _write_all(fd, blob)
+            if fcntl and not _flock(fd, fcntl.LOCK_EX, self.lock_timeout):
+                raise FileLockTimeoutError(
+                    path, self.lock_timeout, "another writer of this entry holds it"
+                )
+            size = os.fstat(fd).st_size
+            if len(blob) > size and not _reserve(fd, len(blob)):
+                # No fallocate here: a temporary file renamed into place (the old entry
+                # stays whole until the rename).
+                self._replace(path, blob)
+                return
+            try:
+                _pwrite_all(fd, blob)
+            except BaseException:
+                # Space was reserved, so this is not ENOSPC; whatever it was, the entry may
+                # be half-written: make it empty, a plain miss, rather than damage.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                raise
         finally:
             os.close(fd)
+
+    def _replace(self, path: str, blob: bytes) -> None:
+        tmp = f"{path}.{_pid}.{threading.get_ident()}.tmp"
+        fd = os.open(tmp, _WRITE_FLAGS | os.O_TRUNC, 0o600)
+        try:
+            try:
+                _pwrite_all(fd, blob)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _put(self, key: str, value: bytes) -> None:
         path, kb = self._names(key)
