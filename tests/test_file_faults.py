@@ -4,6 +4,7 @@ FIFO), a full disk, and many threads writing values of different sizes to one ke
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -14,7 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import PATIENCE, fill_disk, run_threads
+from _helpers import (
+    PATIENCE,
+    RW_WORKER,
+    backend_args,
+    fill_disk,
+    last_json,
+    run_threads,
+    start_together,
+    workers,
+)
 from _selfcheck import check_value, make_value
 
 from pytest_cachemock import FileBackend, cache_stats
@@ -238,3 +248,23 @@ def test_threads_writing_one_key_in_many_sizes_never_show_a_torn_entry(tmp_path:
     # The key is always there: every read finds a whole value (old or new), never a miss.
     assert sum(r["miss"] for r in results) == 0
     assert sum(r["hit"] for r in results) == readers * rounds
+
+
+@pytest.mark.slow
+def test_processes_writing_one_key_in_big_sizes_never_count_a_torn_entry(tmp_path: Path) -> None:
+    """More processes than cores, all on one key, values up to 2 MB: a writer is often
+    descheduled half-way through a write, and its readers must still see whole entries."""
+    directory = tmp_path / "shared"
+    sizes = json.dumps([1000, 70_000, 500_000, 1_000_000, 2_000_000])
+    args = [
+        [*backend_args(FileBackend, directory), f"w{n}", "150", str(n), "1", sizes]
+        for n in range(6)
+    ]
+    with workers(RW_WORKER, args) as procs:
+        start_together(procs)
+        reports = [last_json(p) for p in procs]
+    for report in reports:
+        assert report["bad"] == []
+        assert report["stats"].get("exception", 0) == 0
+    assert sum(r["foreign"] for r in reports) > 0
+    assert sum(r["big"] for r in reports) > 0

@@ -12,10 +12,11 @@ with ``posix_fallocate`` first, so a full disk fails the put before a byte of th
 is touched. Then the entry is written over the file from offset 0 and the lock released.
 Writes are not truncated: when a value shrinks, the bytes after the new entry are left and
 ignored. Where ``posix_fallocate`` is not supported, a growing entry is written to a temporary
-file renamed into place instead. A write that fails half-way for another reason empties the
-file (a plain miss). Why write in place: creating a file (an inode) costs 10 to 250 us on
-this ext4 (mounted with ``discard``), where writing into an existing one costs about 6 us;
-see docs/performance.md.
+file renamed into place instead. A write that fails at once (ENOSPC where the file system
+needs new blocks even for bytes it holds) leaves the old entry; one that fails half-way
+empties the file (a plain miss). Why write in place: creating a file (an inode) costs 10 to
+250 us on this ext4 (mounted with ``discard``), where writing into an existing one costs about
+6 us; see docs/performance.md.
 
 Read: open (``O_NOFOLLOW | O_NONBLOCK``), one ``read`` and a check of magic, lengths, key and
 digest, without a lock. When that check fails (a write under way, a value longer than the
@@ -89,12 +90,19 @@ def _digest(kb: bytes, value: bytes) -> bytes:
     return h.digest()
 
 
-def _pwrite_all(fd: int, blob: bytes) -> None:
-    written = os.pwrite(fd, blob, 0)
+def _write_all(fd: int, blob: bytes) -> None:
+    """Write ``blob`` at ``fd``'s offset (0: it was just opened). A failed first ``write``
+    wrote nothing; when a later one fails, the file is emptied (a plain miss, not damage)."""
+    written = os.write(fd, blob)
     if written < len(blob):
         view = memoryview(blob)
-        while written < len(blob):
-            written += os.pwrite(fd, view[written:], written)
+        try:
+            while written < len(blob):
+                written += os.write(fd, view[written:])
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            raise
 
 
 def _pread_all(fd: int, length: int, offset: int) -> bytes:
@@ -394,14 +402,7 @@ class FileBackend(Backend[bytes]):
                 # stays whole until the rename).
                 self._replace(path, blob)
                 return
-            try:
-                _pwrite_all(fd, blob)
-            except BaseException:
-                # Space was reserved, so this is not ENOSPC; whatever it was, the entry may
-                # be half-written: make it empty, a plain miss, rather than damage.
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, 0)
-                raise
+            _write_all(fd, blob)
         finally:
             os.close(fd)
 
@@ -410,7 +411,7 @@ class FileBackend(Backend[bytes]):
         fd = os.open(tmp, _WRITE_FLAGS | os.O_TRUNC, 0o600)
         try:
             try:
-                _pwrite_all(fd, blob)
+                _write_all(fd, blob)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
