@@ -18,9 +18,12 @@ half garbage.
 Record: a header (magic with the format version, the record type, key length, value length,
 and a 64-bit BLAKE2b digest of header fields, key and value), the key, the value. A reader
 indexes complete records whose digest holds and stops at anything else: a record being
-written is picked up on a later call. A writer that finds bytes after the last good record
-while it holds the lock (left by a process killed mid-write, or damage) cuts them off, counted
-as an exception and logged.
+written is picked up on a later call. The index keeps a CRC-32 of each value, checked on every
+read: bytes changed since they were indexed make the process index the log again, and are
+never returned. A writer that finds bytes after the last good record while it holds the lock
+(left by a process killed mid-write, or damage) rewrites the log without them into a new file
+renamed over it, counted as an exception and logged: cutting them off in place would leave
+other processes reading its new records through their old offsets.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 
 try:
@@ -55,6 +60,7 @@ _FLAGS = (
     os.O_RDWR
     | os.O_APPEND
     | os.O_CREAT
+    | os.O_NONBLOCK  # a FIFO planted at the path must not block the open
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_BINARY", 0)
@@ -82,9 +88,13 @@ class _LogFile:
         self.path = path
         self.guard = threading.RLock()
         self.fd = -1
-        self.index: dict[str, tuple[int, int]] = {}  # key -> (offset of value, length)
+        # key -> (offset of its value, length, CRC-32 of the value): every read checks the
+        # bytes it gets against the CRC, so damage in place or a log cut and written again
+        # behind this index is never returned as a value.
+        self.index: dict[str, tuple[int, int, int]] = {}
         self.end = 0  # indexed up to here: the end of the last good record
         self.live_bytes = 0  # bytes of the records that hold live entries
+        self.compact_after = 0  # after a failed automatic compaction: not before this size
 
     def reset(self) -> None:
         self.index, self.end, self.live_bytes = {}, 0, 0
@@ -94,11 +104,17 @@ class _LogFile:
         try:
             fd = os.open(self.path, _FLAGS, 0o600)
         except OSError as exc:
+            kind = _not_regular(self.path)
+            if kind:
+                raise _not_regular_error(self.path, kind) from exc
             raise SystemError(
                 f"LogBackend cannot open {self.path!r}: {exc}; pass a path to a regular file "
                 "you can write"
             ) from exc
         try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise _not_regular_error(self.path, _kind_of(mode))
             self.check_format(fd)
         except BaseException:
             os.close(fd)
@@ -181,14 +197,15 @@ class _LogFile:
                 break
             kstart = at + _HEADER.size
             kb = buf[kstart : kstart + klen]
-            if _digest(kind, kb, buf[kstart + klen : at + total]) != digest:
+            value = buf[kstart + klen : at + total]
+            if _digest(kind, kb, value) != digest:
                 break
             key = kb.decode("utf-8", "surrogatepass")
             old = index.pop(key, None)
             if old is not None:
                 self.live_bytes -= _HEADER.size + klen + old[1]
             if kind == _PUT:
-                index[key] = (base + kstart + klen, vlen)
+                index[key] = (base + kstart + klen, vlen, zlib.crc32(value))
                 self.live_bytes += total
             elif kind == _CLEAR:
                 index.clear()
@@ -234,27 +251,44 @@ class _LogFile:
         fcntl.lockf(self.fd, fcntl.LOCK_UN, 1, 0)
 
     def append(self, blob: bytes, st: os.stat_result | None) -> tuple[int, bool]:
-        """Append ``blob``; (its offset, whether damage was cut off first). Hold the lock.
+        """Append ``blob``; (its offset, whether damage was removed first). Hold the lock.
 
-        ``st``: the ``fstat`` that :meth:`lock` returned, when nothing was read since.
+        ``st``: the ``fstat`` that :meth:`lock` returned, when nothing was read since. A
+        failed write leaves the log as it was and raises SystemError: nothing was stored.
         """
         size = self.sync(st)
         cut = size > self.end
         if cut:
             # Nobody writes while we hold the lock: what follows the last good record was
-            # left by a writer that died half-way, or is damage. Cut it off.
+            # left by a writer that died half-way, or is damage. It is not cut off in place:
+            # another process may have indexed records past that point, and would read our
+            # new records through its old offsets. A new file renamed over the log is seen
+            # by every process (st_nlink 0), which then reads it afresh.
             log.warning(
-                "LogBackend: cutting off %d bytes after the last whole record of %s",
-                size - self.end,
+                "LogBackend: rewriting %s without the %d bytes after its last whole record",
                 self.path,
+                size - self.end,
             )
-            os.ftruncate(self.fd, self.end)
+            try:
+                self.compact()
+            except SystemError as exc:
+                raise SystemError(
+                    f"LogBackend {self.path!r} has {size - self.end} bytes of damage after its "
+                    f"last whole record, and could not be rewritten without them ({exc}); "
+                    "nothing was stored"
+                ) from exc
         at = self.end
-        written = os.write(self.fd, blob)
-        if written < len(blob):
-            view = memoryview(blob)[written:]
-            while view:
-                view = view[os.write(self.fd, view) :]
+        try:
+            _write_all(self.fd, blob)
+        except OSError as exc:
+            # Only our own record, under our lock, follows ``at``: nobody indexed it.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, at)
+            full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+            raise SystemError(
+                f"LogBackend {self.path!r}: {exc.strerror or exc}; nothing was stored. "
+                + ("Free space on its file system" if full else "Check the file and its disk")
+            ) from exc
         self.end = at + len(blob)
         return at, cut
 
@@ -263,37 +297,126 @@ class _LogFile:
 
         The new file gets the live records and is renamed over the log; processes that hold
         the old one see it unlinked (st_nlink 0) at their next call and read the new one.
+        Raises SystemError, naming the file, when it cannot: the log is then as it was.
+        """
+        tmp = f"{self.path}.compact"
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # left by a compaction that died; we hold the lock
+            fd = os.open(tmp, _FLAGS | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise SystemError(
+                f"LogBackend cannot compact {self.path!r}: its new file {tmp!r} cannot be made "
+                f"({exc}); the log is as it was. Remove what is at {tmp!r}, or make its "
+                "directory writable"
+            ) from exc
+        try:
+            self.write_live(fd)
+            os.replace(tmp, self.path)
+        except BaseException as exc:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise SystemError(
+                    f"LogBackend cannot compact {self.path!r} into {tmp!r} ({exc}); the log is "
+                    "as it was. Free space on its file system"
+                ) from exc
+            raise
+        old, self.fd = self.fd, fd  # locked; the caller unlocks it
+        self.reset()
+        self.compact_after = 0
+        self.scan(os.fstat(fd).st_size)
+        os.close(old)  # drops our lock on the old file: its waiters move to the new one
+
+    def write_live(self, fd: int) -> None:
+        """Write a record of every live entry into ``fd`` (locked by us, O_APPEND).
+
+        Values are read checked: one found damaged makes us index the log again and start
+        over, so that damage is never copied into a new record with a good digest.
         """
         assert fcntl is not None
-        tmp = f"{self.path}.compact"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)  # left by a compaction that died; we hold the lock
-        fd = os.open(tmp, _FLAGS | os.O_EXCL, 0o600)
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)  # nobody else can have it yet
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)  # nobody else can have it yet
+        for attempt in range(2):
+            os.ftruncate(fd, 0)
             chunks: list[bytes] = []
             pending = 0
-            for key, (offset, length) in self.index.items():
-                blob = _record(
-                    _PUT, key.encode("utf-8", "surrogatepass"), self.read(offset, length)
-                )
+            damaged = False
+            for key, (offset, length, crc) in self.index.items():
+                value = os.pread(self.fd, length, offset)
+                if zlib.crc32(value) != crc or len(value) != length:
+                    damaged = True
+                    if attempt == 0:
+                        break
+                    continue  # indexed just now and damaged since: leave it out
+                blob = _record(_PUT, key.encode("utf-8", "surrogatepass"), value)
                 chunks.append(blob)
                 pending += len(blob)
                 if pending >= _CHUNK:
                     _write_all(fd, b"".join(chunks))
                     chunks, pending = [], 0
+            if damaged and attempt == 0:
+                self.reindex()
+                continue
             _write_all(fd, b"".join(chunks))
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.close(fd)
-            raise
-        old, self.fd = self.fd, fd  # locked; the caller unlocks it
-        self.reset()
-        self.scan(os.fstat(fd).st_size)
-        os.close(old)  # drops our lock on the old file: its waiters move to the new one
+            return
 
-    def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
+    def reindex(self) -> None:
+        """Index the log again from its start (what we indexed was changed in place)."""
+        log.warning(
+            "LogBackend: %s changed under its index (damage, or cut by another process); "
+            "indexing it again",
+            self.path,
+        )
+        self.reset()
+        self.scan(os.fstat(self.fd).st_size)
+
+    def value(self, key: str) -> bytes | None:
+        """The value of ``key`` as the log holds it now, checked; None if it holds none."""
+        found = self.index.get(key)
+        if found is None:
+            return None
+        data = os.pread(self.fd, found[1], found[0])
+        if zlib.crc32(data) == found[2] and len(data) == found[1]:
+            return data
+        self.reindex()
+        found = self.index.get(key)
+        if found is None:
+            return None
+        data = os.pread(self.fd, found[1], found[0])
+        if zlib.crc32(data) == found[2] and len(data) == found[1]:
+            return data
+        return None  # damaged again since: a miss
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "something else"
+
+
+def _not_regular(path: str) -> str:
+    """What is at ``path`` when it is there and not a regular file; "" otherwise."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return ""
+    return "" if stat.S_ISREG(mode) else _kind_of(mode)
+
+
+def _not_regular_error(path: str, kind: str) -> SystemError:
+    return SystemError(
+        f"LogBackend needs a regular file at {path!r}, but it is {kind} (not a regular file); "
+        "remove it, or pass a path to a regular file of its own"
+    )
 
 
 def _write_all(fd: int, blob: bytes) -> None:
@@ -381,8 +504,7 @@ class LogBackend(Backend[bytes]):
         f = self._file
         with f.guard:
             f.sync()
-            found = f.index.get(key)
-            return None if found is None else f.read(found[0], found[1])
+            return f.value(key)
 
     def _locked_append(self, f: _LogFile, blob: bytes, st: os.stat_result | None) -> int:
         at, cut = f.append(blob, st)
@@ -406,13 +528,29 @@ class LogBackend(Backend[bytes]):
                 old = f.index.pop(key, None)
                 if old is not None:
                     f.live_bytes -= _HEADER.size + len(kb) + old[1]
-                f.index[key] = (at + _HEADER.size + len(kb), len(value))
+                f.index[key] = (at + _HEADER.size + len(kb), len(value), zlib.crc32(value))
                 f.live_bytes += len(blob)
-                if self.compact_at is not None and f.end > max(self.compact_at, 2 * f.live_bytes):
-                    f.compact()
+                if self.compact_at is not None and f.end > max(
+                    self.compact_at, 2 * f.live_bytes, f.compact_after
+                ):
+                    self._compact_after_write(f)
             finally:
                 f.unlock()
         return True
+
+    def _compact_after_write(self, f: _LogFile) -> None:
+        # The value is stored: a compaction that fails now must not fail the put. Warn,
+        # count it, and try again once the log has grown as much again (at most 64 MiB more).
+        try:
+            f.compact()
+        except SystemError as exc:
+            f.compact_after = f.end + min(f.end, 64 << 20)
+            next(self._live_counters().exception)
+            log.warning(
+                "%s; the value was stored, compaction is tried again once the log is over %d bytes",
+                exc,
+                f.compact_after,
+            )
 
     def _put(self, key: str, value: bytes) -> None:
         self._write(key, bytes_value("LogBackend", key, value), only_new=False)
@@ -464,8 +602,8 @@ class LogBackend(Backend[bytes]):
         f = self._file
         with f.guard:
             f.sync()
-            rows = [(key, f.read(offset, length)) for key, (offset, length) in f.index.items()]
-        return iter(rows)
+            rows = [(key, f.value(key)) for key in list(f.index)]
+        return iter([(key, value) for key, value in rows if value is not None])
 
     def __len__(self) -> int:
         f = self._file
