@@ -95,6 +95,7 @@ class _LogFile:
         self.end = 0  # indexed up to here: the end of the last good record
         self.live_bytes = 0  # bytes of the records that hold live entries
         self.compact_after = 0  # after a failed automatic compaction: not before this size
+        self.suspect_size = -1  # the size at which bad bytes made us index it all again
 
     def reset(self) -> None:
         self.index, self.end, self.live_bytes = {}, 0, 0
@@ -170,20 +171,28 @@ class _LogFile:
 
     def scan(self, size: int) -> None:
         """Index the whole, good records from ``end`` on; stop at anything else."""
-        pos = self.end
+        start = pos = self.end
+        bad = False
         while pos < size:
             buf = os.pread(self.fd, min(_CHUNK, size - pos), pos)
             at = self.apply_records(buf, pos)
             if at == 0 and len(buf) >= _HEADER.size:
                 # Perhaps one record longer than the chunk: read it whole.
-                magic, _, klen, vlen, _ = _HEADER.unpack_from(buf)
+                magic, kind, klen, vlen, _ = _HEADER.unpack_from(buf)
                 total = _HEADER.size + klen + vlen
                 if magic == MAGIC and len(buf) < total <= size - pos:
                     at = self.apply_records(os.pread(self.fd, total, pos), pos)
+                # Not a record being written (that one is shorter than its header says).
+                bad = at == 0 and (magic != MAGIC or kind > _CLEAR or total <= size - pos)
             if at == 0:
-                break  # being written, or not a record of ours (a writer cuts it off)
+                break  # being written, or not a record of ours (a writer removes it)
             pos += at
         self.end = pos
+        if bad and start > 0 and size != self.suspect_size:
+            # Bad bytes where our index says a record starts: damage, or a log cut behind our
+            # back and written past our end again. Index it all once more (once per size).
+            self.suspect_size = size
+            self.reindex()
 
     def apply_records(self, buf: bytes, base: int) -> int:
         """Index the good records at the start of ``buf`` (file offset ``base``); bytes used."""
