@@ -129,16 +129,24 @@ def test_a_device_at_the_path_is_refused(tmp_path: Path) -> None:
         LogBackend("/dev/null")
 
 
-def test_a_fifo_planted_after_open_is_refused_on_reopen(tmp_path: Path) -> None:
+@pytest.mark.parametrize("plant", ["fifo", "directory"])
+def test_a_fifo_or_directory_planted_after_open_is_refused_on_reopen(
+    tmp_path: Path, plant: str
+) -> None:
     path = tmp_path / "cache.log"
     backend = LogBackend(path)
     backend.put("k", b"v")
     backend.close()
     path.unlink()
-    os.mkfifo(path)
-    with pytest.raises(CacheSystemError, match="not a regular file"):
+    if plant == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    with pytest.raises(CacheSystemError, match=f"it is a {plant.replace('fifo', 'FIFO')} "):
         backend.get("k")
-    assert snap(NAME)["exception"] == 1
+    with pytest.raises(CacheSystemError, match=re.escape(repr(str(path)))):
+        backend.put("k", b"w")
+    assert snap(NAME)["exception"] == 2
 
 
 # -- a compaction that cannot make its file ------------------------------------------------------
@@ -246,3 +254,27 @@ def test_a_log_cut_behind_every_index_and_written_again_is_read_afresh(tmp_path:
         assert a.get("n39") == make_value("n39", "new", 39, 250)
         assert a.get("k30") is None
         assert a.get("k3") == old["k3"]
+
+
+def test_a_damaged_log_on_a_full_disk_refuses_writes_and_keeps_its_values(
+    small_tmpfs: Path,
+) -> None:
+    log = small_tmpfs / "cache.log"
+    backend = LogBackend(log)
+    for i in range(10):
+        backend.put(f"k{i}", bytes([i]) * 50_000)
+    with open(log, "ab") as f:
+        f.write(b"\xff" * 333)  # damage after the last record
+    damaged = log.read_bytes()
+    filler = fill_disk(small_tmpfs, keep=16384)  # no room for the rewrite
+    with pytest.raises(CacheSystemError, match=r"could not be rewritten.*nothing was stored"):
+        backend.put("new", b"n")
+    assert log.read_bytes() == damaged
+    assert not Path(f"{log}.compact").exists()
+    assert backend.get("k9") == bytes([9]) * 50_000
+    assert backend.get("new") is None
+    filler.unlink()
+    backend.put("new", b"n")
+    entries, end = read_log(log)
+    assert end == size_of(log)
+    assert entries == {**{f"k{i}": bytes([i]) * 50_000 for i in range(10)}, "new": b"n"}
