@@ -49,7 +49,7 @@ from .errors import (
     ValueEncodingError,
 )
 from .locks import file_lock
-from .serde import JsonSerde, Serde
+from .serde import JsonSerde, Serde, decode_for, encode_for
 
 try:
     import fcntl
@@ -598,7 +598,7 @@ class _Writer:
                 memo._failed(exc, "write", backend)
             else:
                 if memo._outage:
-                    memo._recovered()
+                    memo._recovered("write")
             finally:
                 if release is not None:
                     release()
@@ -706,10 +706,18 @@ class Memoizer:
         self._counters = cache_stats.counters(self.name)
         self._fns: list[_Fn] = []
         self._flights: dict[str, _Flight] = {}
+        # Single flight keeps the error of a computation that raised for the callers that
+        # began before it ended (their lookup may have missed before the flight started):
+        # key -> (sequence number at the end, error). Bounded; see _missed_sync.
+        self._seq = itertools.count()
+        self._raised: dict[str, tuple[int, BaseException]] = {}
         self._aflights: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
         self._lock = threading.Lock()
         self._strict = False
-        self._outage = False
+        # What failed in the current outage ("read", "write", "lock"); it ends when each
+        # has worked again. One warning per outage: a full disk fails every write while reads
+        # work, and that is one outage.
+        self._outage: set[str] = set()
         self._override_factory: BackendFactory | None = None
         self._override: Backend[Any] | None = None
         discovery.register(self.name, self)
@@ -802,7 +810,7 @@ class Memoizer:
         _, scope_id = self._current_scope()
         encoded = spec.encode_args(spec.label, args, kwargs)
         key = self._key(scope_id, spec.qualname, encoded)
-        return key, self._encode_record(spec, encoded, result)
+        return key, self._encode_record(spec, key, encoded, result)
 
     def _spec_of(self, fn: Callable[..., Any]) -> _Fn:
         spec = getattr(fn, _SPEC_ATTR, None)
@@ -991,11 +999,12 @@ class Memoizer:
         if spec.mode == _RECORD:
             next(self._counters.miss)
             return self._compute_sync(spec, key, encoded, fk, args, kwargs, lock=False)
+        ticket = next(self._seq)
         value = spec.front.get(fk, _MISSING) if spec.use_front else _MISSING
         if value is _MISSING:
             value = self._lookup(self._backend, spec, key)
             if value is _MISSING:
-                return self._missed_sync(spec, key, encoded, fk, args, kwargs)
+                return self._missed_sync(spec, key, encoded, fk, args, kwargs, ticket)
             if spec.use_front:
                 spec.front[fk] = value
         next(self._counters.hit)
@@ -1009,13 +1018,25 @@ class Memoizer:
         fk: object,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        ticket: int,
     ) -> Any:
         self._refuse_if_replaying(spec, args, kwargs)
+        error: BaseException | None = None
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
-                flight = self._flights[key] = _Flight()
+                raised = self._raised.get(key)
+                if raised is not None and raised[0] > ticket:
+                    # A computation of this key raised after this call began: this call
+                    # overlapped it, so it shares its error rather than running again.
+                    error = raised[1]
+                else:
+                    flight = self._flights[key] = _Flight()
+        if error is not None:
+            next(self._counters.miss)
+            raise error
+        assert flight is not None
         if not leader:
             flight.wait()
             if flight.error is not None:
@@ -1031,6 +1052,14 @@ class Memoizer:
         finally:
             with self._lock:
                 del self._flights[key]
+                if flight.error is not None:
+                    if len(self._raised) >= 256:
+                        # Oldest first: a caller that began that long ago has long since
+                        # joined a flight or found its own.
+                        del self._raised[next(iter(self._raised))]
+                    self._raised[key] = (next(self._seq), flight.error)
+                elif self._raised:
+                    self._raised.pop(key, None)
             flight.running.release()
         return flight.value
 
@@ -1048,9 +1077,13 @@ class Memoizer:
         backend = self._backend
         held = self._process_lock(backend, spec, key) if lock else None
         try:
-            if held is not None:
-                # Another process may have stored it while we waited for the lock.
-                value = self._lookup(backend, spec, key)
+            if lock:
+                # Another thread of this one may have stored it between our lookup and our
+                # flight (it fills the front before its flight ends), and another process
+                # while we waited for the lock.
+                value = self._front_get(spec, fk)
+                if value is _MISSING and (held is not None or not spec.use_front):
+                    value = self._lookup(backend, spec, key)
                 if value is not _MISSING:
                     self._front_put(spec, fk, value)
                     next(self._counters.hit)
@@ -1152,8 +1185,10 @@ class Memoizer:
         # backend's lock_timeout); awaits of one key in this process share one computation.
         held = self._process_lock(backend, spec, key) if lock else None
         try:
-            if held is not None:
-                value = self._lookup(backend, spec, key)
+            if lock:
+                value = self._front_get(spec, fk)  # as in _compute_sync
+                if value is _MISSING and (held is not None or not spec.use_front):
+                    value = self._lookup(backend, spec, key)
                 if value is not _MISSING:
                     self._front_put(spec, fk, value)
                     next(self._counters.hit)
@@ -1201,17 +1236,21 @@ class Memoizer:
         try:
             if self._range_lock:
                 timeout = cast(float, getattr(backend, "lock_timeout", 10.0))
-                return _range_lock(self._lock_path, timeout, key)
-            make = getattr(backend, "lock", None)
-            if not callable(make):
-                return None
-            cm = cast(contextlib.AbstractContextManager[object], make(key))
-            cm.__enter__()
+                held = _range_lock(self._lock_path, timeout, key)
+            else:
+                make = getattr(backend, "lock", None)
+                if not callable(make):
+                    return None
+                cm = cast(contextlib.AbstractContextManager[object], make(key))
+                cm.__enter__()
 
-            def release() -> None:
-                cm.__exit__(None, None, None)
+                def release() -> None:
+                    cm.__exit__(None, None, None)
 
-            return _Held(release)
+                held = _Held(release)
+            if self._outage:
+                self._recovered("lock")
+            return held
         except LockTimeoutError as exc:
             next(self._counters.exception)
             warnings.warn(
@@ -1227,7 +1266,7 @@ class Memoizer:
 
     # -- stored records ------------------------------------------------------------------------
 
-    def _encode_record(self, spec: _Fn, encoded: object, result: object) -> Any:
+    def _encode_record(self, spec: _Fn, key: str, encoded: object, result: object) -> Any:
         record = {"args": encoded, "fn": spec.qualname, "result": result}
         if self._json_serde:
             # What JsonSerde.encode writes (json.dumps with these very options), without
@@ -1237,7 +1276,7 @@ class Memoizer:
             except Exception:
                 pass
         try:
-            return self.serde.encode(record)
+            return encode_for(self.serde, key, record)
         except Exception as exc:
             raise ValueEncodingError(
                 f"{spec.label} returned a {type(result).__qualname__} that the memoizer's "
@@ -1245,7 +1284,7 @@ class Memoizer:
                 "Memoizer another serde"
             ) from exc
 
-    def _decode_record(self, stored: Any) -> dict[str, Any] | None:
+    def _decode_record(self, key: str, stored: Any) -> dict[str, Any] | None:
         record: Any = _MISSING
         if self._json_serde and type(stored) is bytes:
             # json.loads without its wrapping, for what JsonSerde wrote: strict UTF-8, no BOM,
@@ -1259,7 +1298,7 @@ class Memoizer:
             except Exception:
                 pass
         if record is _MISSING:
-            record = self.serde.decode(stored)
+            record = decode_for(self.serde, key, stored)
         if type(record) is not dict or "result" not in record or "fn" not in record:
             return None
         return cast(dict[str, Any], record)
@@ -1276,11 +1315,11 @@ class Memoizer:
             self._failed(exc, "read", backend)
             return _MISSING
         if self._outage:
-            self._recovered()
+            self._recovered("read")
         if stored is None:
             return _MISSING
         try:
-            record = self._decode_record(stored)
+            record = self._decode_record(key, stored)
         except Exception as exc:
             next(self._counters.exception)
             warnings.warn(
@@ -1312,8 +1351,8 @@ class Memoizer:
         of the call), and the front and the writer's pending table serve this process
         meanwhile. Writing in the caller was measured at about torch's first call; see there.
         """
-        stored = self._encode_record(spec, encoded, result)
-        record = self._decode_record(stored)
+        stored = self._encode_record(spec, key, encoded, result)
+        record = self._decode_record(key, stored)
         if record is None:
             raise ValueDecodingError(
                 f"the memoizer's serde ({self.serde!r}) does not give back the record it "
@@ -1337,7 +1376,7 @@ class Memoizer:
             self._failed(exc, "write", backend)
             return value
         if self._outage:
-            self._recovered()
+            self._recovered("write")
         if added:
             next(self._counters.put)
             return value
@@ -1346,19 +1385,30 @@ class Memoizer:
 
     def _failed(self, exc: Exception, what: str, backend: Backend[Any] | None = None) -> None:
         next(self._counters.exception)
-        if not self._outage:
-            self._outage = True
-            warnings.warn(
-                f"Memoizer {self.name!r}: backend {backend or self._backend!r} failed to {what} "
-                f"({type(exc).__name__}: {exc}); results are computed and returned without "
-                f"the backend until it works again (counted as exceptions in "
-                f"cache_stats[{self.name!r}])",
-                RuntimeWarning,
-                stacklevel=6,
-            )
+        with self._lock:
+            first = not self._outage
+            self._outage.add(what)
+        if not first:
+            return
+        # Never len() or bool() of the backend here (a damaged store raises from those), and
+        # a repr that raises must not lose the caller's result either.
+        shown = backend if backend is not None else self._backend
+        try:
+            where = repr(shown)
+        except Exception:
+            where = f"<{type(shown).__qualname__}>"
+        warnings.warn(
+            f"Memoizer {self.name!r}: backend {where} failed to {what} "
+            f"({type(exc).__name__}: {exc}); results are computed and returned without "
+            f"the backend until it works again (counted as exceptions in "
+            f"cache_stats[{self.name!r}])",
+            RuntimeWarning,
+            stacklevel=6,
+        )
 
-    def _recovered(self) -> None:
-        self._outage = False
+    def _recovered(self, what: str) -> None:
+        with self._lock:
+            self._outage.discard(what)
 
     # -- the mocked path -----------------------------------------------------------------------
 
@@ -1391,8 +1441,8 @@ class Memoizer:
     def _mocked_store(
         self, backend: Backend[Any], spec: _Fn, key: str, encoded: object, result: object
     ) -> Any:
-        stored = self._encode_record(spec, encoded, result)
-        record = self._decode_record(stored)
+        stored = self._encode_record(spec, key, encoded, result)
+        record = self._decode_record(key, stored)
         if spec.mode == _RECORD and self.deterministic:
             # First writer wins here too; get-then-put keeps the mock's counts plain.
             winner = self._lookup(backend, spec, key)
@@ -1403,6 +1453,8 @@ class Memoizer:
         except Exception as exc:
             self._failed(exc, "write", backend)
         else:
+            if self._outage:
+                self._recovered("write")
             next(self._counters.put)
         return None if record is None else record["result"]
 
@@ -1539,7 +1591,7 @@ class Memoizer:
             record = None
             if stored is not None:
                 try:
-                    record = self._decode_record(stored)
+                    record = self._decode_record(key, stored)
                 except Exception:
                     record = None
             if (

@@ -1092,7 +1092,7 @@ def test_record_json_and_decoding_fast_paths_match_json() -> None:
     for record in records:
         stored = m._json_of(record).encode("utf-8")
         assert stored == canonical_reference(record).encode("utf-8")
-        assert memo._decode_record(stored) == json.loads(stored)
+        assert memo._decode_record("k", stored) == json.loads(stored)
     # What the fast decoder does not take goes to JsonSerde, with json.loads' answer.
     for stored in (
         b'\xef\xbb\xbf{"fn":"f","result":1}',
@@ -1100,15 +1100,15 @@ def test_record_json_and_decoding_fast_paths_match_json() -> None:
         '{"fn":"f","result":1}',
         '{"fn":"f","result":1}'.encode("utf-16"),
     ):
-        assert memo._decode_record(stored) == {"fn": "f", "result": 1}
+        assert memo._decode_record("k", stored) == {"fn": "f", "result": 1}
     with pytest.raises(ValueDecodingError):
-        memo._decode_record(b'{"fn":"f","result":1} trailing')
+        memo._decode_record("k", b'{"fn":"f","result":1} trailing')
     # Values JSON refuses, or that refer to themselves, get the serde's error.
     loop: list[object] = []
     loop.append(loop)
     for result in (float("nan"), loop, {1j: 1}, object()):
         with pytest.raises(ValueEncodingError):
-            memo._encode_record(m._Fn(len, "memoize", None), {}, result)
+            memo._encode_record(m._Fn(len, "memoize", None), "k", {}, result)
 
 
 def test_flush_with_nothing_pending_returns_at_once(tmp_path: Path) -> None:
