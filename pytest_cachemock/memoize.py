@@ -24,7 +24,6 @@ import os
 import queue
 import reprlib
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -48,8 +47,11 @@ from .errors import (
     ValueDecodingError,
     ValueEncodingError,
 )
+from .errors import (
+    SystemError as CacheSystemError,
+)
 from .locks import file_lock
-from .serde import JsonSerde, Serde, decode_for, encode_for
+from .serde import JsonSerde, PickleSerde, Serde, SignedPickleSerde, decode_for, encode_for
 
 try:
     import fcntl
@@ -480,7 +482,18 @@ def _open_lock_file(path: str, stale: int | None) -> int:
     with _lock_fds_guard:
         fd = _lock_fds.get(path)
         if fd is None or fd == stale:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            try:
+                # O_NOFOLLOW: a symlink planted at the lock's path is refused, never followed
+                # (following it would create its target), as the stores refuse them.
+                fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP or os.path.islink(path):
+                    raise CacheSystemError(
+                        f"the memoizer's key lock file {path!r} is a symlink; refusing to "
+                        "follow it. Remove it (the lock file is made again as a plain file)"
+                    ) from exc
+                raise
             _lock_fds[path] = fd
         return fd
 
@@ -1533,11 +1546,18 @@ class Memoizer:
         context_text, scope_id = self._current_scope()
         prefix = f"{self.name}/{scope_id}/"
         ours: dict[str, object] = {}
+        target = os.path.abspath(os.fspath(path))
         for key, stored in self._own_items(self._backend, prefix):
-            form = _dump_form(stored)
+            try:
+                form = _dump_form(stored)
+            except RecursionError:
+                raise ValueEncodingError(
+                    f"Memoizer {self.name!r} cannot dump to {target!r}: the entry {key!r} is "
+                    "nested too deeply (or refers to itself) to be written as JSON; the file "
+                    "is left as it was. Return flatter results, or cache_clear() that one"
+                ) from None
             if form is not None:
                 ours[key] = form
-        target = os.path.abspath(os.fspath(path))
         with self._dump_lock(target):
             existing = _read_dump(target, missing_ok=True)
             scopes = existing["scopes"] if existing is not None else {}
@@ -1568,6 +1588,15 @@ class Memoizer:
         ``FileNotFoundError`` when strict. Returns the number of entries loaded.
         """
         target = os.path.abspath(os.fspath(path))
+        if isinstance(self.serde, PickleSerde) and not isinstance(self.serde, SignedPickleSerde):
+            # Every loaded entry is unpickled at its first hit, and unpickling runs whatever
+            # code the file's writer put in it: a dump is a file others write (it is committed).
+            raise UserError(
+                f"Memoizer {self.name!r} will not load {target!r}: its serde is PickleSerde, "
+                "and unpickling a dump's entries runs any code whoever wrote the file put in "
+                "them. Use JsonSerde (the default) or SignedPickleSerde(secret), whose "
+                "signature is checked with the secret before anything is unpickled"
+            )
         dump = _read_dump(target, missing_ok=not strict)
         if dump is None:
             return 0
@@ -1625,13 +1654,32 @@ class Memoizer:
 
     @contextlib.contextmanager
     def _dump_lock(self, target: str) -> Iterator[None]:
-        # The lock lives in the temporary directory, so a dump kept in a repository does not
-        # get a stray lock file next to it.
-        digest = hashlib.sha256(target.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-        lock_path = os.path.join(tempfile.gettempdir(), f"pytest-cachemock-dump-{digest}.lock")
-        timeout = getattr(self._backend, "lock_timeout", 10.0)
-        with file_lock(lock_path, timeout):
+        # The lock is the dump's directory itself, locked through a descriptor of it: nothing
+        # is created (so nothing is left next to a dump kept in a repository), and no other
+        # user can plant it, as anyone could a predictable name in the temporary directory.
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        timeout = cast(float, getattr(self._backend, "lock_timeout", 10.0))
+        if fcntl is None:  # pragma: no cover - Windows: a lock file next to the dump
+            with file_lock(target + ".lock", timeout):
+                yield
+            return
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                        raise
+                if time.monotonic() >= deadline:
+                    raise FileLockTimeoutError(directory, timeout, "another dump holds it")
+                time.sleep(0.005)
             yield
+        finally:
+            os.close(fd)  # drops the flock
 
     def __repr__(self) -> str:
         return (
@@ -1698,6 +1746,11 @@ def _read_dump(path: str, *, missing_ok: bool) -> dict[str, Any] | None:
             f"{path!r} is not a memoizer dump: it is not valid JSON ({exc}); remove it or "
             "pass another path"
         ) from exc
+    except RecursionError:
+        raise ValueDecodingError(
+            f"{path!r} is not a memoizer dump: it is nested too deeply to read (no dump "
+            "is); it is left as it was. Remove it or pass another path"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != DUMP_FORMAT:
         raise ValueDecodingError(
             f"{path!r} is not a pytest-cachemock memoizer dump (no "

@@ -28,8 +28,8 @@ from pytest_cachemock import (
     Memoizer,
     MemoryBackend,
     PassthroughSerde,
-    PickleSerde,
     ReplayMissError,
+    SignedPickleSerde,
     SqliteBackend,
     UserError,
     ValueDecodingError,
@@ -819,7 +819,8 @@ def test_tampered_entries_are_skipped_and_counted(tmp_path: Path) -> None:
 
 
 def test_dump_with_pickle_and_passthrough_serdes(tmp_path: Path) -> None:
-    for serde in (PickleSerde(), PassthroughSerde()):
+    # A plain PickleSerde dumps, but will not load (tests/test_memoize_security.py).
+    for serde in (SignedPickleSerde(b"secret"), PassthroughSerde()):
         path = tmp_path / f"{type(serde).__name__}.json"
         recorder = Memoizer(kind="other_serdes", serde=serde)
         recorder.memoize(quote)("A", 1)
