@@ -145,6 +145,26 @@ def _qualified(obj: Any) -> str:
     return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
+def _has_surrogates(text: str) -> bool:
+    """True when ``text`` holds surrogate code points (which UTF-8 cannot encode).
+
+    JSON's ``\\uXXXX`` escapes write ``"\\ud83d\\ude00"`` (two lone surrogates) and
+    ``"\U0001f600"`` alike, so such strings are encoded apart (``$str``); every other string
+    keeps its plain encoding, and its key.
+    """
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _surrogate_str(text: str) -> object:
+    return {"$str": text.encode("utf-8", "surrogatepass").hex()}
+
+
 def _encode(value: Any) -> object:
     """``value`` as plain JSON data that tells apart everything ``==`` might not.
 
@@ -152,7 +172,9 @@ def _encode(value: Any) -> object:
     keys start with ``$``, which a plain object never has (such dicts are tagged too).
     """
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        return _surrogate_str(value) if _has_surrogates(value) else value
+    if t is int or t is bool or value is None:
         return value
     if t is float:
         return value if math.isfinite(value) else {"$float": repr(value)}
@@ -183,7 +205,7 @@ def _encode_items(values: Any) -> list[object]:
 def _encode_dict(value: dict[Any, Any]) -> object:
     plain = True
     for k in value:
-        if type(k) is not str or k.startswith("$"):
+        if type(k) is not str or k.startswith("$") or _has_surrogates(k):
             plain = False
             break
     if plain:
@@ -225,7 +247,7 @@ def _encode_other(value: object) -> object:
         named = dict(zip(names, value))
         return {"$namedtuple": _qualified(type(value)), "fields": _encode_dict(named)}
     if isinstance(value, PurePath):
-        return {"$path": value.as_posix()}
+        return {"$path": _encode(value.as_posix())}
     # Subclasses of the plain types (OrderedDict, a str subclass) encode as their base.
     for base in (bool, int, float, str, bytes, list, tuple, dict, frozenset, set):
         if isinstance(value, base):
@@ -345,6 +367,8 @@ class _Fn:
             v = values[pos]
             t = type(v)
             if t is str:
+                if not v.isascii() and _has_surrogates(v):
+                    return None
                 parts.append(prefix + _json_str(v))
             elif t is int:
                 parts.append(prefix + _int_repr(v))

@@ -1035,7 +1035,8 @@ def test_fast_argument_text_is_the_general_encoding_byte_for_byte() -> None:
                 fast = spec.args_text(args, kwargs)
                 general = spec.encode_args(spec.label, args, kwargs)
                 plain = all(
-                    type(v) in (str, int, bool, type(None))
+                    (type(v) is str and not m._has_surrogates(v))
+                    or type(v) in (int, bool, type(None))
                     or (type(v) is float and v == v and v not in (float("inf"), float("-inf")))
                     for v in (*args, *kwargs.values())
                 )
@@ -1173,3 +1174,36 @@ def test_a_backend_with_a_sidecar_path_gets_the_key_lock_between_processes(
     assert memo.memoize(lambda n: n + 1)(1) == 2
     assert (tmp_path / "store.memoize.lock").exists()  # the lock file it took a byte of
     assert Memoizer(backend=MemoryBackend())._lock_path == ""  # nothing next to a memory store
+
+
+def test_strings_that_json_escapes_alike_get_different_keys() -> None:
+    memo = Memoizer(kind="surrogate_keys")
+    seen: list[str] = []
+
+    @memo.memoize
+    def length(text: str) -> int:
+        seen.append(text)
+        return len(text)
+
+    pair, emoji = "\ud83d\ude00", "\U0001f600"
+    assert pair != emoji
+    assert memo.key_for(length, pair) != memo.key_for(length, emoji)
+    assert [length(pair), length(emoji)] == [2, 1]
+    assert seen == [pair, emoji]
+    # Nested too, and as dict keys and paths.
+    assert memo.key_for(length, [pair]) != memo.key_for(length, [emoji])
+    assert memo.key_for(length, {pair: 1}) != memo.key_for(length, {emoji: 1})
+    assert memo.key_for(length, Path(pair)) != memo.key_for(length, Path(emoji))
+    # Ordinary strings keep the keys they had: the digest of the plain canonical text.
+    from pytest_cachemock import memoize as m
+
+    for text in ("A1", emoji, "ключ", ""):
+        scope = memo._scope_id
+        full = json.dumps(
+            [scope, f"{__name__}.{length.__qualname__}", {"text": text}],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        digest = hashlib.sha256(full.encode("utf-8")).hexdigest()[:32]
+        assert memo.key_for(length, text) == f"surrogate_keys/{scope}/{digest}"
+        assert m._Fn(length.__wrapped__, "memoize", None).args_text((text,), {}) is not None
