@@ -289,6 +289,7 @@ class _Fn:
         "params_encoder",
         "qual_json",
         "qualname",
+        "shown",
         "signature",
         "use_front",
     )
@@ -299,14 +300,17 @@ class _Fn:
         mode: str,
         params_encoder: ParamsEncoder | None,
         use_front: bool = False,
+        name: str | None = None,
     ) -> None:
         self.fn = fn
         self.mode = mode
         self.use_front = use_front and mode != _RECORD
         self.params_encoder = params_encoder
-        self.qualname = _qualified(fn)
+        self.qualname = name if name is not None else _identity(fn)
         self.qual_json = _canonical(self.qualname)
-        self.label = f"{self.qualname}()"
+        # The name in messages: the function's own (its identity may carry a digest).
+        self.shown = name if name is not None else _qualified(fn)
+        self.label = f"{self.shown}()"
         self.front: dict[object, Any] = {}
         try:
             self.signature: inspect.Signature | None = inspect.signature(fn)
@@ -440,6 +444,62 @@ def _fast_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
         if type(v) not in _FAST_TYPES:
             return None
     return (args, tuple(kwargs.items()))
+
+
+def _identity(fn: Callable[..., Any]) -> str:
+    """The name of ``fn`` in keys: ``module.qualname``, unique for a module-level function.
+
+    A lambda or a function defined in another (``<lambda>``/``<locals>`` in its qualified
+    name) shares that name with every other one defined there: a digest of its code and of
+    the values it captured (read when it is decorated; an object without a canonical
+    encoding counts by its type) is added, so two of them share entries only when they have
+    the same code and capture equal values. ``name=`` replaces all of it.
+    """
+    spec = getattr(fn, _SPEC_ATTR, None)
+    if isinstance(spec, _Fn):  # a memoized function: the one it memoizes
+        return spec.qualname
+    qualname = _qualified(fn)
+    if "<" not in qualname:
+        return qualname
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return qualname
+    captured: list[object] = []
+    for var, cell in zip(code.co_freevars, getattr(fn, "__closure__", None) or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # empty: the function itself, not yet assigned (recursion)
+            captured.append([var, {"$empty": True}])
+            continue
+        try:
+            captured.append([var, _encode(value)])
+        except (_Unencodable, RecursionError):
+            # An object with no canonical encoding (a lock, a counter, a logger) has nothing
+            # that is the same in the next process: it counts by its type only.
+            captured.append([var, {"$captured": _qualified(type(value))}])
+    fingerprint = _json_of([_code_form(code), captured])
+    digest = hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()[:16]
+    return f"{qualname}#{digest}"
+
+
+def _code_form(code: Any) -> object:
+    """What a code object does, as canonical data (no file name or line numbers)."""
+    consts: list[object] = []
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            consts.append(_code_form(const))
+        else:
+            try:
+                consts.append(_encode(const))
+            except _Unencodable:
+                consts.append(repr(const))
+    return {
+        "code": code.co_code.hex(),
+        "consts": consts,
+        "names": list(code.co_names),
+        "varnames": list(code.co_varnames),
+        "freevars": list(code.co_freevars),
+    }
 
 
 def _call_repr(qualname: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -864,46 +924,82 @@ class Memoizer:
 
     @overload
     def memoize(
-        self, fn: None = None, /, *, params_encoder: ParamsEncoder | None = None
+        self,
+        fn: None = None,
+        /,
+        *,
+        params_encoder: ParamsEncoder | None = None,
+        name: str | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def memoize(
-        self, fn: Callable[P, R] | None = None, /, *, params_encoder: ParamsEncoder | None = None
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        params_encoder: ParamsEncoder | None = None,
+        name: str | None = None,
     ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
         """Return the stored result when there is one, else compute, store and return it."""
-        return self._decorator(_MEMOIZE, fn, params_encoder)
+        return self._decorator(_MEMOIZE, fn, params_encoder, name)
 
     @overload
     def record(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
 
     @overload
     def record(
-        self, fn: None = None, /, *, params_encoder: ParamsEncoder | None = None
+        self,
+        fn: None = None,
+        /,
+        *,
+        params_encoder: ParamsEncoder | None = None,
+        name: str | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def record(
-        self, fn: Callable[P, R] | None = None, /, *, params_encoder: ParamsEncoder | None = None
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        params_encoder: ParamsEncoder | None = None,
+        name: str | None = None,
     ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
         """Always compute and store (with ``deterministic``, return what was stored first)."""
-        return self._decorator(_RECORD, fn, params_encoder)
+        return self._decorator(_RECORD, fn, params_encoder, name)
 
     @overload
     def replay(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
 
     @overload
     def replay(
-        self, fn: None = None, /, *, params_encoder: ParamsEncoder | None = None
+        self,
+        fn: None = None,
+        /,
+        *,
+        params_encoder: ParamsEncoder | None = None,
+        name: str | None = None,
     ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
     def replay(
-        self, fn: Callable[P, R] | None = None, /, *, params_encoder: ParamsEncoder | None = None
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        params_encoder: ParamsEncoder | None = None,
+        name: str | None = None,
     ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
         """Only read: return the stored result, or raise :class:`ReplayMissError`."""
-        return self._decorator(_REPLAY, fn, params_encoder)
+        return self._decorator(_REPLAY, fn, params_encoder, name)
 
     def _decorator(
-        self, mode: str, fn: Callable[P, R] | None, params_encoder: ParamsEncoder | None
+        self,
+        mode: str,
+        fn: Callable[P, R] | None,
+        params_encoder: ParamsEncoder | None,
+        name: str | None = None,
     ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise UserError(f"name must be a non-empty str (the function's key name), got {name!r}")
         if params_encoder is not None and not callable(params_encoder):
             raise UserError(
                 f"params_encoder must be a callable taking the function's arguments, got a "
@@ -911,14 +1007,18 @@ class Memoizer:
             )
 
         def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-            return self._wrap(mode, fn, params_encoder)
+            return self._wrap(mode, fn, params_encoder, name)
 
         if fn is None:
             return decorate
         return decorate(fn)
 
     def _wrap(
-        self, mode: str, fn: Callable[P, R], params_encoder: ParamsEncoder | None
+        self,
+        mode: str,
+        fn: Callable[P, R],
+        params_encoder: ParamsEncoder | None,
+        name: str | None = None,
     ) -> Callable[P, R]:
         if not callable(fn):
             raise UserError(
@@ -930,7 +1030,7 @@ class Memoizer:
                 f"cannot {mode} {_qualified(fn)}(): it is a generator function, and a "
                 "generator cannot be stored; memoize a function that returns a list instead"
             )
-        spec = _Fn(fn, mode, params_encoder, self._use_front)
+        spec = _Fn(fn, mode, params_encoder, self._use_front, name)
         with self._lock:
             self._fns.append(spec)
         wrapper = (
@@ -1257,7 +1357,7 @@ class Memoizer:
             else "this memoizer is strict since load(..., strict=True)"
         )
         raise ReplayMissError(
-            f"no stored result for {_call_repr(spec.qualname, args, kwargs)} in memoizer "
+            f"no stored result for {_call_repr(spec.shown, args, kwargs)} in memoizer "
             f"{self.name!r} (version {self.version}, context {context_text}); {why}. Record it "
             "first (memo.record, or memoize without strict) and dump it, or load a dump "
             "that holds it"

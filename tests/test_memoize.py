@@ -865,7 +865,7 @@ def test_override_bypasses_front_and_backend() -> None:
     assert key == memo.key_for(f, 1)
     assert json.loads(stored) == {
         "args": {"x": 1},
-        "fn": f"{__name__}.{f.__qualname__}",
+        "fn": memo._spec_of(f).qualname,
         "result": [1, 1],
     }
     assert seen.calls == [(1,), (1,), (2,)]
@@ -1200,10 +1200,41 @@ def test_strings_that_json_escapes_alike_get_different_keys() -> None:
     for text in ("A1", emoji, "ключ", ""):
         scope = memo._scope_id
         full = json.dumps(
-            [scope, f"{__name__}.{length.__qualname__}", {"text": text}],
+            [scope, memo._spec_of(length).qualname, {"text": text}],
             sort_keys=True,
             separators=(",", ":"),
         )
         digest = hashlib.sha256(full.encode("utf-8")).hexdigest()[:32]
         assert memo.key_for(length, text) == f"surrogate_keys/{scope}/{digest}"
         assert m._Fn(length.__wrapped__, "memoize", None).args_text((text,), {}) is not None
+
+
+def _scaler(k: int) -> Callable[[int], int]:
+    def scale(n: int) -> int:
+        return n * k
+
+    return scale
+
+
+def test_functions_sharing_a_qualified_name_do_not_share_entries(tmp_path: Path) -> None:
+    for backend in (None, FileBackend(tmp_path / "same-names")):
+        memo = Memoizer(kind="same_names", backend=backend)
+        double, triple = memo.memoize(lambda n: n * 2), memo.memoize(lambda n: n * 3)
+        assert (double(5), triple(5)) == (10, 15)
+        by2, by10 = memo.memoize(_scaler(2)), memo.memoize(_scaler(10))
+        assert (by2(3), by10(3)) == (6, 30)
+        looped = [memo.memoize(lambda n, k=k: n + k) for k in range(3)]
+        assert [f(1) for f in looped] == [1, 2, 3]
+        made = [memo.memoize(_scaler(k)) for k in range(3)]
+        assert [f(4) for f in made] == [0, 4, 8]
+        memo.flush()
+    # Keys hold across memoizers (and runs): the same closure made again finds its entry.
+    again = Memoizer(kind="same_names", backend=FileBackend(tmp_path / "same-names"))
+    assert again.key_for(_scaler(10), 3) == memo.key_for(by10, 3)
+    assert again.key_for(_scaler(10), 3) != again.key_for(_scaler(2), 3)
+    # name= gives a function its identity in keys; two functions given one name share.
+    one = memo.memoize(lambda n: n + 100, name="pricing.offset")
+    other = memo.memoize(lambda n: -1, name="pricing.offset")
+    assert (one(1), other(1)) == (101, 101)
+    with pytest.raises(UserError, match="name must be"):
+        memo.memoize(name="")

@@ -163,16 +163,21 @@ def test_a_signed_entry_copied_to_another_key_is_refused(fresh_stats: None) -> N
         computed.append(user)
         return {"admin": False}
 
-    grant_again.__qualname__ = grant.__qualname__
     before = snap("signed_copies")
     fresh_v1 = Memoizer(kind="signed_copies", backend=store, serde=serde, version=1)
     fresh_v2 = Memoizer(kind="signed_copies", backend=store, serde=serde, version=2)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        assert fresh_v1.memoize(grant_again)("bob") == {"admin": False}
-        assert fresh_v2.memoize(grant_again)("alice") == {"admin": False}
+        assert fresh_v1.memoize(grant_again, name=v1._spec_of(grant).qualname)("bob") == {
+            "admin": False
+        }
+        assert fresh_v2.memoize(grant_again, name=v1._spec_of(grant).qualname)("alice") == {
+            "admin": False
+        }
         # The entry at its own key still reads.
-        assert fresh_v1.memoize(grant_again)("alice") == {"admin": True}
+        assert fresh_v1.memoize(grant_again, name=v1._spec_of(grant).qualname)("alice") == {
+            "admin": True
+        }
     assert computed == ["bob", "alice"]
     assert snap("signed_copies")["exception"] - before["exception"] == 2
 
