@@ -382,19 +382,15 @@ class _LogFile:
 
     def value(self, key: str) -> bytes | None:
         """The value of ``key`` as the log holds it now, checked; None if it holds none."""
-        found = self.index.get(key)
-        if found is None:
-            return None
-        data = os.pread(self.fd, found[1], found[0])
-        if zlib.crc32(data) == found[2] and len(data) == found[1]:
-            return data
-        self.reindex()
-        found = self.index.get(key)
-        if found is None:
-            return None
-        data = os.pread(self.fd, found[1], found[0])
-        if zlib.crc32(data) == found[2] and len(data) == found[1]:
-            return data
+        for attempt in range(2):
+            if attempt:
+                self.reindex()  # the bytes changed under the index: read the log afresh
+            found = self.index.get(key)
+            if found is None:
+                return None
+            data = os.pread(self.fd, found[1], found[0])
+            if zlib.crc32(data) == found[2] and len(data) == found[1]:
+                return data
         return None  # damaged again since: a miss
 
 
