@@ -1511,7 +1511,19 @@ class Memoizer:
                 added = True
         except Exception as exc:
             self._failed(exc, "write", backend)
-            return value
+            if not self.deterministic:
+                return value
+            # First writer wins: a result that was not stored is not the stored one, and
+            # another process may hold another. Return the stored result, or raise.
+            winner = self._lookup(backend, spec, key)
+            if winner is not _MISSING:
+                return winner
+            raise CacheSystemError(
+                f"Memoizer {self.name!r} is deterministic, but it could not store the result "
+                f"of {spec.label} under {key!r} ({type(exc).__name__}: {exc}), and no stored "
+                "result is there: returning its own could differ from what other callers "
+                "return. Fix the backend (a full disk, a lock held too long) and call again"
+            ) from exc
         if self._outage:
             self._recovered("write")
         if added:

@@ -307,3 +307,26 @@ def test_the_damage_helpers_damage(tmp_path: Path) -> None:
         except sqlite3.DatabaseError as exc:
             rows = [(str(exc),)]
     assert rows != [("ok",)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_deterministic_never_returns_a_result_it_could_not_store(
+    small_tmpfs: Path, kind: str, fresh_stats: None
+) -> None:
+    from pytest_cachemock import SystemError as CacheSystemError
+
+    memo = Memoizer(
+        kind=f"det_full_{kind}", backend=make_backend(kind, small_tmpfs), deterministic=True
+    )
+    f = memo.memoize(big)
+    assert f(0) == big(0)
+    filler = fill_disk(small_tmpfs)
+    try:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            assert f(0) == big(0)  # stored before: the stored result
+            with pytest.raises(CacheSystemError, match="deterministic"):
+                [f(n) for n in range(1, 40)]  # noqa: B018 - one of them cannot be stored
+    finally:
+        filler.unlink()
+    assert f(1) == big(1)  # the disk has room again: stored and returned
