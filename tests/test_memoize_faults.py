@@ -326,7 +326,7 @@ def test_deterministic_never_returns_a_result_it_could_not_store(
             warnings.simplefilter("always")
             assert f(0) == big(0)  # stored before: the stored result
             with pytest.raises(CacheSystemError, match="deterministic"):
-                [f(n) for n in range(1, 40)]  # noqa: B018 - one of them cannot be stored
+                [f(n) for n in range(1, 40)]  # one of them cannot be stored
     finally:
         filler.unlink()
     assert f(1) == big(1)  # the disk has room again: stored and returned
