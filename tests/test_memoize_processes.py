@@ -5,14 +5,28 @@ of _helpers, shared with test_memoize_persistent.py (LogBackend and SqliteBacken
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-from _helpers import finish, probe, race, runs, spawn
+from _helpers import (
+    backend_args,
+    finish,
+    last_json,
+    probe,
+    race,
+    runs,
+    spawn,
+    start_together,
+    worker_script,
+    workers,
+)
 
-from pytest_cachemock import FileBackend, Memoizer
+from pytest_cachemock import FileBackend, LogBackend, Memoizer, SqliteBackend
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +86,86 @@ def test_lock_follows_a_directory_that_was_deleted_and_made_again(tmp_path: Path
     # file that is in the directory now.
     assert seen == ["held", "held"]
     assert (directory / ".memoize.lock").exists()
+
+
+# A deterministic memoizer whose function is slow and returns this process's pid: each child
+# calls it once with the others and prints what it returned, or the CacheError it raised.
+# args: sleep.
+DETERMINISTIC_CHILD = worker_script(
+    """
+    import os, time
+    from pytest_cachemock import CacheError, Memoizer
+
+    sleep = float(args[0])
+    memo = Memoizer(kind="detprocs", backend=backend, deterministic=True)
+    computed = []
+
+    def work(n):
+        computed.append(os.getpid())
+        time.sleep(sleep)
+        return {"pid": os.getpid(), "n": n}
+
+    fn = memo.memoize(name="det-work")(work)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    try:
+        out = {"result": fn(7)}
+    except CacheError as exc:
+        out = {"error": type(exc).__name__, "message": str(exc)}
+    memo.flush()
+    out.update(pid=os.getpid(), computed=bool(computed), key=memo.key_for(fn, 7))
+    print(json.dumps(out), flush=True)
+    """
+)
+
+LOCK_TIMEOUT = 0.05
+
+
+def _open_det(kind: str, root: Path) -> tuple[Any, Path]:
+    if kind == "file":
+        return FileBackend, root / "entries"
+    if kind == "log":
+        return LogBackend, root / "memo.log"
+    return SqliteBackend, root / "memo.sqlite3"
+
+
+@pytest.mark.parametrize("holder", ["slow-first-caller", "another-process"])
+@pytest.mark.parametrize("kind", ["file", "log", "sqlite"])
+def test_deterministic_every_process_returns_the_first_stored_result(
+    tmp_path: Path, kind: str, holder: str
+) -> None:
+    """Four processes call one slow deterministic function that returns its own pid; their
+    key locks time out (the function sleeps 8x the lock_timeout, or another process holds
+    the key's lock all along), so several compute. Each returns the one stored result or
+    raises the documented error, never the pid it computed but could not store."""
+    cls, path = _open_det(kind, tmp_path)
+    backend = cls(path, lock_timeout=LOCK_TIMEOUT)
+    memo = Memoizer(kind="detprocs", backend=backend, deterministic=True)
+    key = memo.key_for(memo.memoize(name="det-work")(lambda n: n), 7)
+    lock_fd = -1
+    if holder == "another-process":
+        # The key's byte of the lock file, as the memoizer locks it (see _range_lock).
+        sidecar = backend.sidecar_path(".memoize.lock")
+        lock_fd = os.open(sidecar, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.lockf(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(key[-10:], 16))
+    try:
+        args = [[*backend_args(cls, path, lock_timeout=LOCK_TIMEOUT), "0.4"] for _ in range(4)]
+        with workers(DETERMINISTIC_CHILD, args) as procs:
+            start_together(procs)
+            outs = [last_json(p) for p in procs]
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
+    assert {o["key"] for o in outs} == {key}
+    stored = backend.get(key)
+    assert stored is not None
+    first = json.loads(stored)["result"]
+    returned = [o["result"] for o in outs if "result" in o]
+    errors = [o for o in outs if "result" not in o]
+    assert returned  # whoever stored first returns what it stored
+    assert all(r == first for r in returned), (first, outs)
+    for e in errors:
+        assert e["error"] == "SystemError", e
+        assert "deterministic" in e["message"], e
+    # The locks did time out: more than the first caller computed (else nothing was tested).
+    assert sum(o["computed"] for o in outs) >= 2, outs
