@@ -28,6 +28,7 @@ __all__ = [
     "EnvSwitch",
     "KindConfigError",
     "Registry",
+    "Spots",
     "Switch",
     "Target",
     "parse_kind_line",
@@ -89,12 +90,54 @@ def _own(obj: Any, attr: str) -> Any:
 
 # How to put one thing back: a saved spot (object, name, old value or _MISSING, the value
 # written), which is the common and cheapest case, or a callable for anything else. The object
-# of an environment variable's spot is ENVIRON. Saved spots can be read again afterwards, which
-# is how the plugin finds a mock that a test's monkeypatch put back after the plugin left.
+# of a spot is an attribute's owner, or a Spots for values kept elsewhere (ENVIRON for the
+# environment). Saved spots can be read again afterwards, which is how the plugin finds a mock
+# that a test's monkeypatch put back after the plugin left.
 Undo = Union[Callable[[], None], tuple[Any, str, Any, Any]]
 
 
-class _Environ:
+class Spots:
+    """Named values kept somewhere other than a plain attribute, read and written by name.
+
+    A switch whose flag lives in one (the environment, a torch config module) returns
+    ``(spots, name, old, new)`` from ``set()`` and ``(spots, name)`` from ``spot()``: then
+    the plugin restores it, and checks it again after a test, as it does an attribute.
+    """
+
+    __slots__ = ()
+
+    def read(self, name: str) -> Any:
+        """The state of ``name``: anything ``write`` takes back, or _MISSING."""
+        raise NotImplementedError
+
+    def write(self, name: str, state: Any) -> None:
+        """Give ``name`` a state ``read`` returned (_MISSING: unset it)."""
+        raise NotImplementedError
+
+    def same(self, now: Any, state: Any) -> bool:
+        """Whether ``now`` (read just now) is the state ``state``."""
+        return now is state
+
+    def ours(self, now: Any, written: list[Any]) -> bool:
+        """Whether ``now`` is what a PatchCaches left: one of the states it ``written``."""
+        return any(self.same(now, state) for state in written)
+
+
+class _Environ(Spots):
+    __slots__ = ()
+
+    def read(self, name: str) -> Any:
+        return os.environ.get(name, _MISSING)
+
+    def write(self, name: str, state: Any) -> None:
+        if state is _MISSING:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = state
+
+    def same(self, now: Any, state: Any) -> bool:
+        return bool(now is state or now == state)  # strings, by value
+
     def __repr__(self) -> str:
         return "os.environ"
 
@@ -109,19 +152,16 @@ def _set(obj: Any, attr: str, value: Any) -> Undo:
 
 
 def read(obj: Any, attr: str) -> Any:
-    """What the spot ``obj.attr`` (or the environment variable ``attr``) holds, or _MISSING."""
-    if obj is ENVIRON:
-        return os.environ.get(attr, _MISSING)
+    """What the spot ``obj.attr`` (or ``attr`` of a Spots) holds, or _MISSING."""
+    if isinstance(obj, Spots):
+        return obj.read(attr)
     return _own(obj, attr)
 
 
 def write(obj: Any, attr: str, value: Any) -> None:
-    """Put ``value`` at the spot; _MISSING deletes the attribute or unsets the variable."""
-    if obj is ENVIRON:
-        if value is _MISSING:
-            os.environ.pop(attr, None)
-        else:
-            os.environ[attr] = value
+    """Put ``value`` at the spot; _MISSING deletes the attribute (or unsets the name)."""
+    if isinstance(obj, Spots):
+        obj.write(attr, value)
         return
     if value is not _MISSING:
         setattr(obj, attr, value)
@@ -131,8 +171,17 @@ def write(obj: Any, attr: str, value: Any) -> None:
 
 
 def same(obj: Any, now: Any, value: Any) -> bool:
-    """Whether a spot of ``obj`` holding ``now`` holds ``value`` (environment strings by value)."""
-    return now is value or (obj is ENVIRON and now == value)
+    """Whether a spot of ``obj`` holding ``now`` holds ``value``."""
+    if isinstance(obj, Spots):
+        return obj.same(now, value)
+    return now is value
+
+
+def ours(obj: Any, now: Any, written: list[Any]) -> bool:
+    """Whether a spot of ``obj`` holding ``now`` holds what a PatchCaches wrote there."""
+    if isinstance(obj, Spots):
+        return obj.ours(now, written)
+    return any(now is value for value in written)
 
 
 def restore(undo: Undo) -> None:
@@ -141,7 +190,7 @@ def restore(undo: Undo) -> None:
         undo()
         return
     obj, attr, old, _ = undo
-    if old is not _MISSING and obj is not ENVIRON:  # the common case, inline
+    if old is not _MISSING and not isinstance(obj, Spots):  # the common case, inline
         setattr(obj, attr, old)
         return
     write(obj, attr, old)
@@ -245,10 +294,11 @@ class Switch(ABC):
         """Turn the flag on or off; return how to put it back."""
 
     def spot(self) -> tuple[Any, str] | None:
-        """The (object, attribute) the flag lives in, if it is one (ENVIRON for a variable).
+        """Where the flag lives: (object, attribute), or (a Spots, name) (ENVIRON for a variable).
 
         A switch with a spot is read back after a test, so a monkeypatch that restored the
         plugin's value after the plugin left is undone; one without (None) is not checked.
+        ``set()`` of such a switch returns ``(object or spots, name, old, new)``.
         """
         return None
 

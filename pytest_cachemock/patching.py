@@ -22,6 +22,7 @@ from .kinds import (
     Switch,
     Target,
     Undo,
+    ours,
     read,
     restore,
     same,
@@ -318,8 +319,9 @@ class PatchCaches:
         """After stop: put back each spot that holds a value this PatchCaches wrote.
 
         That happens when something that saved the plugin's value while it ran restores it
-        after the plugin left (a test's ``monkeypatch`` set up before ``patch_caches``). Such
-        a spot gets its value from ``before`` (a ``snapshot()`` taken before the test's
+        after the plugin left (a test's ``monkeypatch`` set up before ``patch_caches``), or
+        what such a restore leaves in a Spots (a torch flag deleted: see ``Spots.ours``).
+        Such a spot gets its value from ``before`` (a ``snapshot()`` taken before the test's
         fixtures ran) or else the one this PatchCaches found; a spot holding anything else
         was changed on purpose and is left alone.
         """
@@ -340,7 +342,7 @@ class PatchCaches:
             now = read(obj, attr)
             if same(obj, now, value):
                 continue
-            if any(same(obj, now, new) for new in written):
+            if ours(obj, now, written):
                 write(obj, attr, value)
 
     def __enter__(self) -> Self:

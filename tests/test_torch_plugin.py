@@ -229,3 +229,116 @@ def test_pytorch_style_suite_under_pytest_without_configuration(
     pytester.makeini("[pytest]\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+MONKEYPATCHED_FLAGS = """
+from unittest import mock
+
+import pytest
+import torch._inductor.remote_cache as rc
+from torch._inductor import config
+
+FLAGS = ("fx_graph_cache", "fx_graph_remote_cache", "autotune_local_cache",
+         "autotune_remote_cache", "bundled_autotune_remote_cache")
+
+config.autotune_remote_cache = True  # an override made before the plugin: it is kept
+OTHER = lambda: None
+
+
+def state():
+    flags = {f: (config._config[f].user_override.get(), config._config[f].hide) for f in FLAGS}
+    return flags | {"fx_graph": vars(rc.RemoteFxGraphCache).get("backend_override_cls")}
+
+
+REAL = state()
+
+
+def change_everything(monkeypatch):
+    for flag in FLAGS:
+        monkeypatch.setattr(config, flag, True)
+    monkeypatch.setattr(rc.RemoteFxGraphCache, "backend_override_cls", OTHER)
+
+
+def test_01_monkeypatch_set_up_before_patch_caches(monkeypatch, patch_caches):
+    change_everything(monkeypatch)
+
+def test_02_restored():
+    assert state() == REAL
+
+@pytest.mark.cachemock()
+def test_03_marker(monkeypatch):
+    change_everything(monkeypatch)
+
+def test_04_restored():
+    assert state() == REAL
+
+def test_05_enabled_then_monkeypatched(monkeypatch, patch_caches):
+    patch_caches.enable("fx_graph", "autotune_remote")
+    change_everything(monkeypatch)
+
+def test_06_restored():
+    assert state() == REAL
+
+def test_07_delattr(monkeypatch, patch_caches):
+    monkeypatch.delattr(config, "fx_graph_cache")
+    monkeypatch.delattr(config, "autotune_remote_cache")
+
+def test_08_restored():
+    assert state() == REAL
+
+def test_09_monkeypatch_after(patch_caches, monkeypatch):
+    change_everything(monkeypatch)
+
+def test_10_restored():
+    assert state() == REAL
+
+def test_11_fails(monkeypatch, patch_caches):
+    change_everything(monkeypatch)
+    raise AssertionError("on purpose")
+
+def test_12_restored():
+    assert state() == REAL
+
+@pytest.fixture
+def leaves_a_flag_on():
+    yield
+    config.fx_graph_remote_cache = "left by a fixture"  # not the plugin's value: kept
+
+def test_13_a_value_left_by_a_fixture(leaves_a_flag_on, patch_caches):
+    pass
+
+def test_14_is_left():
+    assert config.fx_graph_remote_cache == "left by a fixture"
+    config._config["fx_graph_remote_cache"].user_override.set(REAL["fx_graph_remote_cache"][0])
+    assert state() == REAL
+
+@pytest.fixture
+def patcher():
+    # What pytest-mock's mocker does: patches started in the test, stopped at its teardown.
+    started = []
+    def patch(target, name, value):
+        started.append(mock.patch.object(target, name, value))
+        started[-1].start()
+    yield patch
+    for patch in reversed(started):
+        patch.stop()  # writes back the plugin's False (and mock) it saw when started
+
+def test_15_mock_patch_object(patcher, patch_caches):
+    for flag in FLAGS:
+        patcher(config, flag, True)
+    patcher(rc.RemoteFxGraphCache, "backend_override_cls", OTHER)
+
+def test_16_restored():
+    assert state() == REAL
+"""
+
+
+def test_monkeypatched_flags_and_targets_are_restored(pytester: pytest.Pytester) -> None:
+    """A monkeypatch of a flag the profile switches, set up before the plugin, saves the
+    plugin's False and writes it back after the plugin restored the flag: the plugin looks
+    again and puts back what torch's config held (the raw override, not just its value)."""
+    pytester.makepyfile(test_flags=MONKEYPATCHED_FLAGS)
+    pytester.makeini("[pytest]\ncachemock_profiles = torch\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=15, failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: on purpose"])

@@ -17,7 +17,7 @@ import pytest
 from _helpers import TORCH_FLAGS as FLAGS
 
 from pytest_cachemock import PatchCaches, Stats, global_stats
-from pytest_cachemock.kinds import KindConfigError, Registry
+from pytest_cachemock.kinds import KindConfigError, Registry, restore
 
 pytestmark = [
     pytest.mark.torch,
@@ -123,9 +123,56 @@ def test_switch_restores_no_override_exactly() -> None:
     undo = switch.set(True)
     assert getattr(config, name) is True
     assert config.get_hash() != hash_before
-    undo()  # type: ignore[operator]
+    restore(undo)
     assert raw_state(config, name) == before
     assert config.get_hash() == hash_before
+
+
+def test_flags_are_read_back_and_repaired_after_a_restore_that_saw_the_plugins_value() -> None:
+    """What a fixture set up before the plugin does when it saved a flag the plugin had set
+    (unittest.mock.patch.object, or pytest's monkeypatch, which deletes it): the raw state of
+    before the plugin comes back, a value put there on purpose is kept."""
+    from unittest import mock
+
+    from torch._inductor import config
+
+    from pytest_cachemock import patching
+    from pytest_cachemock.integrations.torch import config_spots
+
+    registry = torch_registry()
+    spots = config_spots(config)
+    assert {s.spot() for k in registry.declared().values() for s in k.switches} == {
+        (spots, name) for name in FLAGS
+    }
+    config.autotune_remote_cache = True  # an override made before: comes back as it was
+    try:
+        real = {name: raw_state(config, name) for name in FLAGS}
+        before = patching.snapshot(registry)
+        flags = {key: state for key, state in before.items() if key[0] == id(spots)}
+        assert flags == {(id(spots), name): real[name] for name in FLAGS}
+        patch = PatchCaches(registry=registry, switches="off").start()
+        patched = [mock.patch.object(config, name, True) for name in FLAGS]
+        for started in patched:
+            started.start()
+        patch.stop()
+        for started in reversed(patched):
+            started.stop()  # writes back the plugin's False it saw
+        assert [raw_state(config, name) for name in FLAGS] == [(False, False)] * 5
+        patch.repair(before)
+        assert {name: raw_state(config, name) for name in FLAGS} == real
+
+        patch = PatchCaches(registry=registry, switches="off").start()
+        patch.stop()
+        delattr(config, "fx_graph_cache")  # what monkeypatch's undo does: the flag is hidden
+        config.fx_graph_remote_cache = "on purpose"  # not a value the plugin wrote: kept
+        patch.repair(before)
+        assert raw_state(config, "fx_graph_cache") == real["fx_graph_cache"]
+        assert config.fx_graph_remote_cache == "on purpose"
+    finally:
+        for name in FLAGS:
+            setattr(config, name, False)  # marks torch's cached config dicts stale
+            config._config[name].user_override.set(real[name][0])
+            config._config[name].hide = real[name][1]
 
 
 def test_setup_teardown_leave_no_assignment_behind(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +208,7 @@ def test_switch_restores_an_override_and_a_hidden_flag() -> None:
     with config.patch(autotune_remote_cache=True):
         undo = switch.set(False)
         assert config.autotune_remote_cache is False
-        undo()  # type: ignore[operator]
+        restore(undo)
         assert raw_state(config, "autotune_remote_cache") == (True, False)
     # torch's own PatchCaches.tearDown() deletes flags; a deleted flag is hidden, and stays so.
     saved = raw_state(config, "autotune_remote_cache")
@@ -170,7 +217,7 @@ def test_switch_restores_an_override_and_a_hidden_flag() -> None:
         hidden = raw_state(config, "autotune_remote_cache")
         undo = switch.set(False)
         assert config.autotune_remote_cache is False
-        undo()  # type: ignore[operator]
+        restore(undo)
         assert raw_state(config, "autotune_remote_cache") == hidden
         assert not hasattr(config, "autotune_remote_cache")
     finally:

@@ -14,15 +14,17 @@ import warnings
 from collections.abc import Hashable
 from typing import Any, Callable
 
-from ..kinds import KindConfigError, Registry, Switch, Target, Undo
+from ..kinds import _MISSING, KindConfigError, Registry, Spots, Switch, Target, Undo
 from ..mock import MockBackend
 
 __all__ = [
     "FBCODE_TARGETS",
+    "ConfigSpots",
     "SWITCHES",
     "TARGETS",
     "TorchConfigSwitch",
     "TorchProfileWarning",
+    "config_spots",
     "mock_backend_class",
     "mock_factory",
     "register_kinds",
@@ -132,13 +134,87 @@ def mock_factory(kind: str) -> Callable[[], Any]:
 # -- switches on torch's config modules ----------------------------------------------------------
 
 
+class ConfigSpots(Spots):
+    """The flags of one torch config module, as the plugin reads and writes them.
+
+    torch records an assigned flag as a *user override* (per thread) and otherwise reads its
+    default or environment value; ``delattr`` hides a flag. A flag's state is the raw pair
+    (override, hidden), so putting one back leaves no override where there was none (and
+    ``config.save_config()`` and the cache keys that hash the config see what they saw
+    before), a prior override its value, a hidden flag hidden. Config modules without these
+    entries (older or foreign ones) are read and written with getattr/setattr.
+    """
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        entries = getattr(config, "_config", None)
+        self._entries: dict[str, Any] = entries if isinstance(entries, dict) else {}
+
+    def _entry(self, name: str) -> Any:
+        entry = self._entries.get(name)
+        return entry if hasattr(entry, "user_override") else None
+
+    def read(self, name: str) -> Any:
+        entry = self._entry(name)
+        if entry is None:
+            return getattr(self.config, name, _MISSING)
+        raw = entry.user_override
+        value = raw.get() if isinstance(raw, contextvars.ContextVar) else raw
+        return (value, bool(getattr(entry, "hide", False)))
+
+    def write(self, name: str, state: Any) -> None:
+        entry = self._entry(name)
+        if entry is None:
+            if state is _MISSING:
+                delattr(self.config, name)
+            else:
+                setattr(self.config, name, state)
+            return
+        value, hidden = state
+        # The public path first: it marks torch's config hash and dict caches stale.
+        setattr(self.config, name, False)
+        raw = entry.user_override
+        if isinstance(raw, contextvars.ContextVar):
+            raw.set(value)
+        else:
+            entry.user_override = value
+        if hasattr(entry, "hide"):
+            entry.hide = hidden
+
+    def same(self, now: Any, state: Any) -> bool:
+        if isinstance(now, tuple) and isinstance(state, tuple):
+            return now[0] is state[0] and now[1] == state[1]
+        return now is state
+
+    def ours(self, now: Any, written: list[Any]) -> bool:
+        # A flag hidden after the plugin switched it was deleted by a restore that saw no
+        # value of its own: pytest's monkeypatch reads the module's __dict__, where torch keeps
+        # no flag, so its undo deletes it. No torch code can read a hidden flag.
+        if isinstance(now, tuple) and now[1] and not all(s[1] for s in written):
+            return True
+        return super().ours(now, written)
+
+    def __repr__(self) -> str:
+        return f"<ConfigSpots {getattr(self.config, '__name__', self.config)}>"
+
+
+# One per config module, so every switch of a module (and the plugin's checks) share its spots.
+_spots: dict[int, ConfigSpots] = {}
+
+
+def config_spots(config: Any) -> ConfigSpots:
+    """The :class:`ConfigSpots` of a torch config module (one per module)."""
+    found = _spots.get(id(config))
+    if found is None or found.config is not config:
+        found = _spots[id(config)] = ConfigSpots(config)
+    return found
+
+
 class TorchConfigSwitch(Switch):
     """A flag of a torch config module (``torch._inductor.config``), restored exactly.
 
-    torch records an assigned flag as a *user override* (per thread) and otherwise reads its
-    default or environment value; ``delattr`` hides a flag. The undo puts back the raw prior
-    state: no override stays no override (so ``config.save_config()`` and the cache keys that
-    hash the config see what they saw before), a prior override its value, a hidden flag hidden.
+    The undo is ``(spots, name, old, new)`` over the module's :class:`ConfigSpots`: the raw
+    prior state comes back, and the plugin can read the flag again after a test.
     """
 
     def __init__(self, config: Any, name: str, origin: str) -> None:
@@ -151,46 +227,20 @@ class TorchConfigSwitch(Switch):
         self.config = config
         self.name = name
         self.origin = origin
-        entries = getattr(config, "_config", None)
-        entry = entries.get(name) if isinstance(entries, dict) else None
-        # Older or foreign config modules: fall back to plain getattr/setattr.
-        self._entry = entry if hasattr(entry, "user_override") else None
+        self.spots = config_spots(config)
 
     @property
     def key(self) -> Hashable:
         return (id(self.config), self.name)
 
-    def _read(self) -> tuple[object, object]:
-        assert self._entry is not None
-        raw = self._entry.user_override
-        value = raw.get() if isinstance(raw, contextvars.ContextVar) else raw
-        return value, getattr(self._entry, "hide", False)
-
-    def _write(self, value: object, hidden: object) -> None:
-        assert self._entry is not None
-        raw = self._entry.user_override
-        if isinstance(raw, contextvars.ContextVar):
-            raw.set(value)
-        else:
-            self._entry.user_override = value
-        if hasattr(self._entry, "hide"):
-            self._entry.hide = hidden
-
     def set(self, on: bool) -> Undo:
-        config, name = self.config, self.name
-        if self._entry is None:
-            old = getattr(config, name)
-            setattr(config, name, on)
-            return lambda: setattr(config, name, old)
-        prior, hidden = self._read()
-        setattr(config, name, on)
+        spots, name = self.spots, self.name
+        prior = spots.read(name)
+        setattr(self.config, name, on)
+        return (spots, name, prior, spots.read(name))
 
-        def undo() -> None:
-            # The public path first: it marks torch's config hash and dict caches stale.
-            setattr(config, name, on)
-            self._write(prior, hidden)
-
-        return undo
+    def spot(self) -> tuple[Any, str] | None:
+        return (self.spots, self.name)
 
     def __repr__(self) -> str:
         return f"<Switch {getattr(self.config, '__name__', self.config)}.{self.name}>"
