@@ -1530,7 +1530,17 @@ class Memoizer:
             next(self._counters.put)
             return value
         winner = self._lookup(backend, spec, key)
-        return value if winner is _MISSING else winner
+        if winner is _MISSING:
+            # An entry is there (add refused ours) but cannot be read: every process that
+            # returned its own result here would return a different one.
+            raise CacheSystemError(
+                f"Memoizer {self.name!r} is deterministic, but the entry stored under {key!r} "
+                f"for {spec.label} cannot be read (damaged, or not a record of this function; "
+                "see the warning), and this call's result could not be stored in its place: "
+                "returning it could differ from what other callers return. Remove the entry "
+                "(cache_clear(), or the backend's delete(key)) and call again"
+            )
+        return winner
 
     def _failed(self, exc: Exception, what: str, backend: Backend[Any] | None = None) -> None:
         next(self._counters.exception)

@@ -169,3 +169,24 @@ def test_deterministic_every_process_returns_the_first_stored_result(
         assert "deterministic" in e["message"], e
     # The locks did time out: more than the first caller computed (else nothing was tested).
     assert sum(o["computed"] for o in outs) >= 2, outs
+
+
+@pytest.mark.parametrize("kind", ["file", "log", "sqlite"])
+def test_deterministic_never_returns_its_own_result_over_an_unreadable_entry(
+    tmp_path: Path, kind: str
+) -> None:
+    """An entry that cannot be decoded is there: add() refuses every process's result, and
+    no stored result can be read. Each process raises; none returns the pid it computed."""
+    cls, path = _open_det(kind, tmp_path)
+    backend = cls(path, lock_timeout=LOCK_TIMEOUT)
+    memo = Memoizer(kind="detprocs", backend=backend, deterministic=True)
+    key = memo.key_for(memo.memoize(name="det-work")(lambda n: n), 7)
+    backend.put(key, b"\xff not a record")
+    args = [[*backend_args(cls, path, lock_timeout=LOCK_TIMEOUT), "0.1"] for _ in range(3)]
+    with workers(DETERMINISTIC_CHILD, args) as procs:
+        start_together(procs)
+        outs = [last_json(p) for p in procs]
+    assert [o.get("result") for o in outs] == [None, None, None], outs
+    for o in outs:
+        assert o["error"] == "SystemError", o
+        assert key in o["message"], o
