@@ -1,8 +1,9 @@
 """Mock backends and the stores where their entries and counters live.
 
 A :class:`MockBackend` is bound to one cache kind. It stores exactly what the cache controller
-hands it (the encoded value) in the current store, counts puts, hits, misses and injected
-errors there, and counts into the library-wide ``cache_stats`` as any backend does.
+hands it (the encoded value) in the current store, counts puts, hits, misses and errors
+(injected, or a call refused as every backend refuses it: a key that is not a str, a None to
+store) there, and counts into the library-wide ``cache_stats`` as any backend does.
 
 Stores are per isolation mode. Only ``thread`` exists today: each thread sees its own entries
 and counters, as in the seed. Other modes plug in behind the small :class:`Store` interface.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Protocol
 
-from .backends.base import Backend
+from .backends.base import Backend, key_error, none_error
 
 __all__ = ["Fault", "KindRecord", "MockBackend", "Store", "ThreadStore", "current_store"]
 
@@ -130,6 +131,8 @@ class MockBackend(Backend[Any]):
         return self._store.record(self.kind)
 
     def get(self, key: str) -> Any:
+        if type(key) is not str:
+            raise self._refused(key_error(self, "get", key))
         record = self._local.records.get(self.kind) or self._record()
         if record.fault is not None and record.fault.matches("get"):
             self._raise(record, "get", key)
@@ -143,6 +146,8 @@ class MockBackend(Backend[Any]):
         return value
 
     def put(self, key: str, value: Any) -> None:
+        if type(key) is not str or value is None:
+            raise self._refused(self._bad(key, "put"))
         record = self._local.records.get(self.kind) or self._record()
         if record.fault is not None and record.fault.matches("put"):
             self._raise(record, "put", key)
@@ -151,6 +156,8 @@ class MockBackend(Backend[Any]):
         next(self._counters.put)  # type: ignore[union-attr]
 
     def add(self, key: str, value: Any) -> bool:
+        if type(key) is not str or value is None:
+            raise self._refused(self._bad(key, "add"))
         record = self._local.records.get(self.kind) or self._record()
         if record.fault is not None and record.fault.matches("put"):
             self._raise(record, "put", key)
@@ -168,6 +175,15 @@ class MockBackend(Backend[Any]):
 
     def _put(self, key: str, value: Any) -> None:
         self.put(key, value)
+
+    def _bad(self, key: object, op: str) -> Exception:
+        return key_error(self, op, key) if type(key) is not str else none_error(self, str(key))
+
+    def _refused(self, exc: Exception) -> Exception:
+        """Count a call refused as every backend refuses it (an error), before any fault."""
+        self._record().errors += 1
+        next(self._counters.exception)  # type: ignore[union-attr]
+        return exc
 
     def _raise(self, record: KindRecord, op: str, key: str) -> None:
         fault = record.fault

@@ -1,0 +1,116 @@
+"""MockBackend is as strict as every other backend about what it is handed directly.
+
+A key that is not a str is a KeyEncodingError and storing None a UserError, with the other
+backends' messages, counted as errors in the kind's stats and in the library's cache_stats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+from _helpers import snap
+from _plugin_app import make_app
+
+from pytest_cachemock import MemoryBackend, MockBackend, PatchCaches, Stats
+from pytest_cachemock.errors import KeyEncodingError, UserError
+from pytest_cachemock.kinds import Registry
+
+
+class StrKey(str):
+    pass
+
+
+def pages() -> PatchCaches:
+    """A PatchCaches that knows the kind ``pages`` (declared without targets)."""
+    registry = Registry()
+    registry.add("pages", origin="test")
+    return PatchCaches(registry=registry)
+
+
+def _message(error: type[Exception], call: Callable[..., Any], *args: Any) -> str:
+    with pytest.raises(error) as caught:
+        call(*args)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("bad", [b"bytes-key", 3, None, ("a", "b"), StrKey("k")], ids=repr)
+def test_a_key_that_is_not_a_str_is_refused_as_by_every_backend(
+    bad: Any, fresh_stats: None
+) -> None:
+    with pages() as patch:
+        mock = MockBackend("pages")
+        memory = MemoryBackend()
+        for op, call in (
+            ("get", lambda b: b.get(bad)),
+            ("put", lambda b: b.put(bad, b"v")),
+            ("add", lambda b: b.add(bad, b"v")),
+        ):
+            theirs = _message(KeyEncodingError, call, memory)
+            ours = _message(KeyEncodingError, call, mock)
+            assert ours == theirs.replace("MemoryBackend", "MockBackend")
+            assert ours.startswith(f"MockBackend.{op}: keys are str, got a ")
+        assert dict(patch.entries("pages")) == {}
+        assert patch.stats()["pages"] == Stats(errors=3)
+    assert snap(mock.name) == {"hit": 0, "miss": 0, "put": 0, "exception": 3}
+
+
+def test_storing_none_is_refused_as_by_every_backend(fresh_stats: None) -> None:
+    with pages() as patch:
+        mock = MockBackend("pages")
+        memory = MemoryBackend()
+        for store in ("put", "add"):
+            theirs = _message(UserError, getattr(memory, store), "k", None)
+            ours = _message(UserError, getattr(mock, store), "k", None)
+            assert ours == theirs.replace("MemoryBackend", "MockBackend")
+        assert "k" not in patch.entries("pages")
+        assert mock.get("k") is None
+        mock.put("k", b"v")
+        with pytest.raises(UserError, match="cannot store None for key 'k'"):
+            mock.put("k", None)  # the stored value stays
+        assert mock.get("k") == b"v"
+        assert mock.add("k", b"w") is False
+        assert patch.stats()["pages"] == Stats(puts=1, hits=2, misses=1, errors=3)
+    assert snap(mock.name) == {"hit": 2, "miss": 1, "put": 1, "exception": 3}
+
+
+def test_a_refusal_comes_before_an_armed_fault(fresh_stats: None) -> None:
+    with pages() as patch:
+        patch.fail("pages", exc=ConnectionError)
+        mock = MockBackend("pages")
+        with pytest.raises(KeyEncodingError):
+            mock.get(3)  # type: ignore[arg-type]
+        with pytest.raises(UserError):
+            mock.put("k", None)
+        with pytest.raises(ConnectionError):
+            mock.put("k", b"v")
+        assert patch.stats()["pages"] == Stats(errors=3)
+
+
+STRICT = """
+import pytest
+import shopapp
+from pytest_cachemock import Stats
+from pytest_cachemock.errors import KeyEncodingError, UserError
+
+
+def test_strict(patch_caches, global_stats):
+    backend = shopapp.Pages.backend_override_cls()  # the mock a Pages would get
+    with pytest.raises(UserError, match=r"MockBackend: cannot store None for key 'home'"):
+        backend.put("home", None)
+    with pytest.raises(UserError, match=r"MockBackend: cannot store None for key 'home'"):
+        backend.add("home", None)
+    with pytest.raises(KeyEncodingError, match=r"MockBackend.get: keys are str, got a int \\(3\\)"):
+        backend.get(3)
+    assert backend.get("home") is None
+    assert global_stats.pages == Stats(misses=1, errors=3)
+    assert dict(patch_caches.entries("pages")) == {}
+    assert patch_caches.library_stats()["mock:pages"]["exception"] == 3
+"""
+
+
+def test_the_mock_under_the_fixture_is_strict(pytester: pytest.Pytester) -> None:
+    make_app(pytester)
+    pytester.makepyfile(test_strict=STRICT)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
