@@ -522,3 +522,81 @@ def test_a_nested_session_keeps_the_outer_report_section(pytester: pytest.Pytest
     result = pytester.runpytest("-p", "pytester")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*- cachemock (call) -*"])
+
+
+# -- 4. a switch whose flag is not an attribute ------------------------------------------------
+
+SPOTS_CONFTEST = """
+from pytest_cachemock.kinds import _MISSING, Spots, Switch
+
+FLAGS = {"remote": "orig"}
+
+
+class DictSpots(Spots):
+    def read(self, name):
+        return FLAGS.get(name, _MISSING)
+
+    def write(self, name, state):
+        if state is _MISSING:
+            FLAGS.pop(name, None)
+        else:
+            FLAGS[name] = state
+
+
+SPOTS = DictSpots()
+
+
+class DictSwitch(Switch):
+    origin = "conftest"
+
+    def set(self, on):
+        old = SPOTS.read("remote")
+        SPOTS.write("remote", on)
+        return (SPOTS, "remote", old, on)
+
+    def spot(self):
+        return (SPOTS, "remote")
+
+
+def pytest_cachemock_register_kinds(registry):
+    registry.add("remote", switches=[DictSwitch()], origin="conftest")
+"""
+
+SPOTS_TESTS = """
+import pytest
+from conftest import FLAGS
+
+
+@pytest.fixture
+def saver():
+    saved = []
+    yield saved
+    for value in saved:
+        FLAGS["remote"] = value  # writes back the plugin's False it saw
+
+
+def test_1_saved_while_the_plugin_ran(saver, patch_caches):
+    saver.append(FLAGS["remote"])
+    FLAGS["remote"] = True
+
+def test_2_restored():
+    assert FLAGS["remote"] == "orig"
+
+@pytest.fixture
+def leaves_a_value():
+    yield
+    FLAGS["remote"] = "left by a fixture"
+
+def test_3_a_value_left_on_purpose(leaves_a_value, patch_caches):
+    pass
+
+def test_4_is_kept():
+    assert FLAGS["remote"] == "left by a fixture"
+"""
+
+
+def test_a_switch_kept_in_spots_is_checked_after_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(SPOTS_CONFTEST)
+    pytester.makepyfile(test_spots=SPOTS_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
