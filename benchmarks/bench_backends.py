@@ -22,7 +22,6 @@ Run it with::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -30,8 +29,6 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,6 +36,11 @@ import cachetools
 import diskcache
 
 from pytest_cachemock import FileBackend, LogBackend, MemoryBackend, SqliteBackend
+
+try:
+    from ._timing import STATS, no_gc, summary
+except ImportError:  # run as a script: python benchmarks/bench_backends.py
+    from _timing import STATS, no_gc, summary  # type: ignore[import-not-found,no-redef]
 
 KEYS = 100
 GET_SHARE = 0.9
@@ -93,35 +95,6 @@ def run(
             puts.append(clock() - t0)
 
 
-def percentile(sorted_ns: list[int], q: float) -> float:
-    if not sorted_ns:
-        return float("nan")
-    index = min(len(sorted_ns) - 1, max(0, round(q * (len(sorted_ns) - 1))))
-    return sorted_ns[index] / 1000.0
-
-
-def summary(ns: list[int]) -> dict[str, float]:
-    s = sorted(ns)
-    return {
-        "median": percentile(s, 0.5),
-        "p90": percentile(s, 0.9),
-        "p99": percentile(s, 0.99),
-        "max": s[-1] / 1000.0 if s else float("nan"),
-    }
-
-
-@contextmanager
-def no_gc() -> Iterator[None]:
-    was = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def compare(
     title: str,
     stores: dict[str, tuple[Op, Put]],
@@ -170,7 +143,7 @@ def print_table(
             )
     for op in ("get", "put"):
         a, b = results[ours][op], results[theirs][op]
-        ratios = "  ".join(f"{k} {a[k] / b[k]:.2f}" for k in ("median", "p90", "p99", "max"))
+        ratios = "  ".join(f"{k} {a[k] / b[k]:.2f}" for k in STATS)
         print(f"ratio {ours} / {theirs} {op}: {ratios}")
 
 

@@ -45,6 +45,11 @@ from typing import Any, Callable
 
 os.environ.setdefault("TORCHINDUCTOR_ENABLE_CACHING_MODULE", "1")
 
+try:
+    from ._timing import summary, time_calls
+except ImportError:  # run as a script: python benchmarks/bench_memoize.py
+    from _timing import summary, time_calls  # type: ignore[import-not-found,no-redef]
+
 KEYS = 100
 
 
@@ -80,16 +85,6 @@ def make_store(side: str, directory: str) -> Any:
 # -- statistics --------------------------------------------------------------------------------
 
 
-def stats_us(samples_ns: list[float]) -> dict[str, float]:
-    xs = sorted(samples_ns)
-    n = len(xs)
-
-    def q(p: float) -> float:
-        return xs[min(n - 1, int(p * n))] / 1000
-
-    return {"median": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": xs[-1] / 1000}
-
-
 def table(title: str, results: dict[str, list[float]], budgets: dict[str, float]) -> bool:
     """Print the sides, then every ours / theirs ratio of medians; False when a budget is missed.
 
@@ -100,7 +95,7 @@ def table(title: str, results: dict[str, list[float]], budgets: dict[str, float]
     print(f"  {'':<34} {'median':>9} {'p90':>9} {'p99':>9} {'max':>10}")
     medians = {}
     for name, samples in results.items():
-        s = stats_us(samples)
+        s = summary(samples)
         medians[name] = s["median"]
         print(f"  {name:<34} {s['median']:9.2f} {s['p90']:9.2f} {s['p99']:9.2f} {s['max']:10.2f}")
     ok = True
@@ -165,7 +160,6 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
 
     torch_name = "torch PersistentMemoizer"
     out: dict[str, list[float]] = {name: [] for name in [*OURS_ON_DISK.values(), torch_name]}
-    clock = time.perf_counter_ns
     # torch writes under <tmp>/torchinductor_<user>/cache/<sub_dir>; ours go next to it.
     parent = os.path.join(default_cache_dir(), "cache")
     for r in range(rounds):
@@ -182,12 +176,7 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
             sides.append((torch_name, PersistentMemoizer(sub_dir=torch_sub).memoize()(quote_body)))
             shift = r % len(sides)  # who goes first rotates
             for name, fn in sides[shift:] + sides[:shift]:
-                samples = out[name]
-                for i in range(n):
-                    a = quote_args(r * n + i)
-                    t0 = clock()
-                    fn(*a)
-                    samples.append(clock() - t0)
+                out[name] += time_calls(fn, [quote_args(r * n + i) for i in range(n)])
                 # Untimed: the FileBackend writer thread finishes before the next side runs.
                 memos["file"].flush()
         finally:
@@ -201,9 +190,10 @@ def first_calls(n: int, rounds: int) -> dict[str, list[float]]:
 # -- disk hits in a fresh process ----------------------------------------------------------------
 
 _CHILD = r"""
-import json, sys, time
+import json, sys
 side, directory, n, phase = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 sys.path.insert(0, sys.argv[5])
+from _timing import time_calls
 from bench_memoize import make_store, quote_args, quote_body
 if side == "diskcache":
     import diskcache
@@ -213,13 +203,7 @@ else:
     from pytest_cachemock import Memoizer
     memo = Memoizer(kind="bench_disk", backend=make_store(side, directory))
     fn = memo.memoize(quote_body)
-samples = []
-clock = time.perf_counter_ns
-for i in range(n):
-    a = quote_args(i)
-    t0 = clock()
-    fn(*a)
-    samples.append(clock() - t0)
+samples = time_calls(fn, [quote_args(i) for i in range(n)])
 if side != "diskcache":
     memo.flush()
 print(json.dumps(samples))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,16 +18,10 @@ import threading
 import time
 from typing import Any, Callable
 
-
-def per_op(fn: Callable[[int], None], n: int, rounds: int) -> float:
-    """Median over ``rounds`` of the time per operation, in ns (``fn(n)`` runs n operations)."""
-    fn(min(n, 10_000))  # warm up
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter_ns()
-        fn(n)
-        times.append((time.perf_counter_ns() - t0) / n)
-    return statistics.median(times)
+try:
+    from ._timing import per_op
+except ImportError:  # run as a script: python benchmarks/bench_plugin.py
+    from _timing import per_op  # type: ignore[import-not-found,no-redef]
 
 
 # -- mock get/put ----------------------------------------------------------------------------------
