@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from .counters import cache_stats
     from .errors import (
         CacheError,
+        CachemockWarning,
         FileLockTimeoutError,
         KeyEncodingError,
         KeyPicklingError,
         LockTimeoutError,
+        MemoizerWarning,
         ReplayMissError,
         SystemError,
         UserError,
@@ -48,6 +50,8 @@ _WHERE = {
     "RemoteCache": "cache",
     "cache_stats": "counters",
     "CacheError": "errors",
+    "CachemockWarning": "errors",
+    "MemoizerWarning": "errors",
     "FileLockTimeoutError": "errors",
     "KeyEncodingError": "errors",
     "KeyPicklingError": "errors",
@@ -74,6 +78,7 @@ _WHERE = {
 __all__ = [
     "Backend",
     "CacheError",
+    "CachemockWarning",
     "FileBackend",
     "FileLockTimeoutError",
     "JsonSerde",
@@ -82,6 +87,7 @@ __all__ = [
     "LockTimeoutError",
     "LogBackend",
     "Memoizer",
+    "MemoizerWarning",
     "MemoryBackend",
     "MockBackend",
     "PassthroughSerde",

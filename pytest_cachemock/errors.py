@@ -13,10 +13,12 @@ from typing import Any
 
 __all__ = [
     "CacheError",
+    "CachemockWarning",
     "FileLockTimeoutError",
     "KeyEncodingError",
     "KeyPicklingError",
     "LockTimeoutError",
+    "MemoizerWarning",
     "ReplayMissError",
     "SystemError",
     "UserError",
@@ -103,3 +105,14 @@ def _describe_lock(lock: Any) -> str:
     if path is not None:
         return f"file lock {str(path)!r}"
     return f"lock {lock!r}"
+
+
+class CachemockWarning(UserWarning):
+    """Base of every warning pytest-cachemock gives, so one filter covers them all
+    (``-W error::pytest_cachemock.CachemockWarning``, or ``ignore``)."""
+
+
+class MemoizerWarning(CachemockWarning, builtins.RuntimeWarning):
+    """What a memoizer could not do: its store failed (a read, a write, a lock, an entry that
+    cannot be decoded; results are computed and returned without it), or a dump held nothing
+    for it. Also a ``RuntimeWarning``."""

@@ -42,6 +42,7 @@ from .errors import (
     FileLockTimeoutError,
     KeyEncodingError,
     LockTimeoutError,
+    MemoizerWarning,
     ReplayMissError,
     UserError,
     ValueDecodingError,
@@ -1393,7 +1394,7 @@ class Memoizer:
             warnings.warn(
                 f"Memoizer {self.name!r}: {exc}; computing {spec.label} without it (counted "
                 f"as an exception in cache_stats[{self.name!r}])",
-                RuntimeWarning,
+                MemoizerWarning,
                 stacklevel=6,
             )
             return None
@@ -1462,7 +1463,7 @@ class Memoizer:
             warnings.warn(
                 f"Memoizer {self.name!r}: cannot decode the stored entry {key!r} of "
                 f"{spec.label} ({exc}); treated as a miss",
-                RuntimeWarning,
+                MemoizerWarning,
                 stacklevel=5,
             )
             return _MISSING
@@ -1561,7 +1562,7 @@ class Memoizer:
             f"({type(exc).__name__}: {exc}); results are computed and returned without "
             f"the backend until it works again (counted as exceptions in "
             f"cache_stats[{self.name!r}])",
-            RuntimeWarning,
+            MemoizerWarning,
             stacklevel=6,
         )
 
@@ -1757,7 +1758,7 @@ class Memoizer:
             )
             if strict:
                 raise UserError(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            warnings.warn(message, MemoizerWarning, stacklevel=2)
             return 0
         backend = self._backend
         loaded = bad = 0
@@ -1792,7 +1793,7 @@ class Memoizer:
             warnings.warn(
                 f"Memoizer {self.name!r}: skipped {bad} entr{'y' if bad == 1 else 'ies'} of "
                 f"{target!r} that cannot be decoded or do not match their keys",
-                RuntimeWarning,
+                MemoizerWarning,
                 stacklevel=2,
             )
         self._strict = bool(strict)

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Hashable
 from typing import Any, Callable
 
+from ..errors import CachemockWarning
 from ..kinds import _MISSING, KindConfigError, Registry, Spots, Switch, Target, Undo
 from ..mock import MockBackend
 
@@ -81,7 +82,7 @@ KIND_ORDER = (
 _reported: set[tuple[str, str, str]] = set()
 
 
-class TorchProfileWarning(UserWarning):
+class TorchProfileWarning(CachemockWarning):
     """The installed torch lacks a class the ``torch`` profile patches."""
 
 
