@@ -17,6 +17,7 @@ __all__ = [
     "FileLockTimeoutError",
     "KeyEncodingError",
     "KeyPicklingError",
+    "KindConfigError",
     "LockTimeoutError",
     "MemoizerWarning",
     "ReplayMissError",
@@ -105,6 +106,11 @@ def _describe_lock(lock: Any) -> str:
     if path is not None:
         return f"file lock {str(path)!r}"
     return f"lock {lock!r}"
+
+
+class KindConfigError(builtins.ValueError):
+    """A cache kind declared in a way the plugin cannot use (a target or switch that does not
+    resolve, a bad ini line); the message names where it was declared. A ``ValueError``."""
 
 
 class CachemockWarning(UserWarning):

@@ -20,6 +20,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, Callable, Union
 
 from . import discovery
+from .errors import KindConfigError
 from .mock import MockBackend
 
 __all__ = [
@@ -40,10 +41,6 @@ PROFILES: dict[str, str] = {"torch": "pytest_cachemock.integrations.torch:regist
 # Profile -> the module whose presence in sys.modules makes the default registry load it
 # (the drop-in path: a PyTorch-style test that never configured the profile).
 AUTOLOAD: dict[str, str] = {"torch": "torch._inductor"}
-
-
-class KindConfigError(ValueError):
-    """A kind declaration that cannot be used; the message names where it was declared."""
 
 
 # -- resolving "package.module:Name.attr" ------------------------------------------------------

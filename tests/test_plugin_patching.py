@@ -322,10 +322,19 @@ def test_stores_are_per_thread() -> None:
 
 
 def test_env_switch_name_is_checked() -> None:
-    from pytest_cachemock.kinds import KindConfigError
+    from pytest_cachemock import KindConfigError
 
     with pytest.raises(KindConfigError, match="here: 'A=B' is not an environment variable"):
         EnvSwitch("A=B", "here")
+
+
+def test_kind_config_error_is_exported_with_the_other_errors() -> None:
+    import pytest_cachemock
+    from pytest_cachemock import errors, kinds
+
+    assert pytest_cachemock.KindConfigError is errors.KindConfigError is kinds.KindConfigError
+    assert issubclass(pytest_cachemock.KindConfigError, ValueError)
+    assert "KindConfigError" in pytest_cachemock.__all__
 
 
 def test_bare_patchcaches_keeps_switches_as_the_seed_does(registry: Registry) -> None:
