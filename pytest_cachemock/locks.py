@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,12 @@ if TYPE_CHECKING:
 
 from .errors import FileLockTimeoutError, LockTimeoutError
 
-__all__ = ["file_lock", "make_file_lock", "thread_lock"]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["file_lock", "flock", "make_file_lock", "thread_lock"]
 
 
 def _check(timeout: float | None, blocking: bool) -> None:
@@ -87,3 +93,29 @@ def file_lock(
         yield lock
     finally:
         lock.release()
+
+
+def flock(fd: int, how: int, timeout: float, what: object, why: str) -> None:
+    """Take ``fcntl.flock(fd, how)`` (``LOCK_SH`` or ``LOCK_EX``) within ``timeout`` seconds.
+
+    Polls without blocking, backing off from 0.1 to 10 ms, so the wait stays bounded whoever
+    holds the lock; past ``timeout`` raises :class:`FileLockTimeoutError` naming ``what``
+    (the locked file or directory) and ``why`` (who is likely to hold it). POSIX only.
+    """
+    assert fcntl is not None
+    try:
+        fcntl.flock(fd, how | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + timeout
+    pause = 0.0001
+    while True:
+        time.sleep(pause)
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise FileLockTimeoutError(what, timeout, why) from None
+        pause = min(pause * 2, 0.01)

@@ -51,7 +51,7 @@ from .errors import (
 from .errors import (
     SystemError as CacheSystemError,
 )
-from .locks import file_lock
+from .locks import file_lock, flock
 from .serde import JsonSerde, PickleSerde, Serde, SignedPickleSerde, decode_for, encode_for
 
 try:
@@ -1216,15 +1216,8 @@ class Memoizer:
         held = self._process_lock(backend, spec, key) if lock else None
         try:
             if lock:
-                # Another thread of this one may have stored it between our lookup and our
-                # flight (it fills the front before its flight ends), and another process
-                # while we waited for the lock.
-                value = self._front_get(spec, fk)
-                if value is _MISSING and (held is not None or not spec.use_front):
-                    value = self._lookup(backend, spec, key)
+                value = self._stored_meanwhile(backend, spec, key, fk, held)
                 if value is not _MISSING:
-                    self._front_put(spec, fk, value)
-                    next(self._counters.hit)
                     return value
             if spec.mode != _RECORD:
                 next(self._counters.miss)
@@ -1237,6 +1230,23 @@ class Memoizer:
         finally:
             if held is not None:
                 held.release()
+
+    def _stored_meanwhile(
+        self, backend: Backend[Any], spec: _Fn, key: str, fk: object, held: _Held | None
+    ) -> Any:
+        """The result stored since this call's lookup missed (a hit, counted), or _MISSING.
+
+        Another thread of this process may have stored it between that lookup and this
+        flight (it fills the front before its flight ends), and another process while this
+        one waited for the key's lock; the backend is read again only where that can be.
+        """
+        value = self._front_get(spec, fk)
+        if value is _MISSING and (held is not None or not spec.use_front):
+            value = self._lookup(backend, spec, key)
+        if value is not _MISSING:
+            self._front_put(spec, fk, value)
+            next(self._counters.hit)
+        return value
 
     async def _slow_async(
         self, spec: _Fn, args: tuple[Any, ...], kwargs: dict[str, Any], fk: object
@@ -1324,12 +1334,8 @@ class Memoizer:
         held = self._process_lock(backend, spec, key) if lock else None
         try:
             if lock:
-                value = self._front_get(spec, fk)  # as in _compute_sync
-                if value is _MISSING and (held is not None or not spec.use_front):
-                    value = self._lookup(backend, spec, key)
+                value = self._stored_meanwhile(backend, spec, key, fk, held)
                 if value is not _MISSING:
-                    self._front_put(spec, fk, value)
-                    next(self._counters.hit)
                     return value
             if spec.mode != _RECORD:
                 next(self._counters.miss)
@@ -1813,17 +1819,7 @@ class Memoizer:
             return
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EACCES, errno.EAGAIN):
-                        raise
-                if time.monotonic() >= deadline:
-                    raise FileLockTimeoutError(directory, timeout, "another dump holds it")
-                time.sleep(0.005)
+            flock(fd, fcntl.LOCK_EX, timeout, directory, "another dump holds it")
             yield
         finally:
             os.close(fd)  # drops the flock

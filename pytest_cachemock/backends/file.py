@@ -36,13 +36,12 @@ import os
 import stat
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import FileLockTimeoutError
-from ..locks import file_lock, make_file_lock
+from ..locks import file_lock, flock, make_file_lock
 from .base import Backend, bytes_value, lock_timeout_seconds
 
 try:
@@ -118,31 +117,6 @@ def _pread_all(fd: int, length: int, offset: int) -> bytes:
             have += len(chunk)
         data = b"".join(chunks)
     return data
-
-
-def _flock(fd: int, how: int, timeout: float) -> bool:
-    """Take ``flock(fd, how)`` within ``timeout`` seconds; False when it could not be taken.
-
-    Writers hold an entry's lock for one write (microseconds), so this waits only behind
-    them; polling bounds the wait when something else holds it."""
-    if fcntl is None:
-        return True
-    try:
-        fcntl.flock(fd, how | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        pass
-    deadline = time.monotonic() + timeout
-    pause = 0.0001
-    while True:
-        time.sleep(pause)
-        try:
-            fcntl.flock(fd, how | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-        pause = min(pause * 2, 0.01)
 
 
 def _reserve(fd: int, size: int) -> bool:
@@ -234,8 +208,11 @@ class FileBackend(Backend[bytes]):
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return "not a regular file", b"", b""
-        if not _flock(fd, fcntl.LOCK_SH if fcntl else 0, self.lock_timeout):
-            return f"still locked by a writer after {self.lock_timeout:g} s", b"", b""
+        if fcntl:
+            try:
+                flock(fd, fcntl.LOCK_SH, self.lock_timeout, self._dir, "a writer of the entry")
+            except FileLockTimeoutError:
+                return f"still locked by a writer after {self.lock_timeout:g} s", b"", b""
         try:
             size = os.fstat(fd).st_size
             head = os.pread(fd, _HEADER.size, 0)
@@ -392,9 +369,13 @@ class FileBackend(Backend[bytes]):
     def _write_entry(self, path: str, blob: bytes) -> None:
         fd = self._open_for_write(path)
         try:
-            if fcntl and not _flock(fd, fcntl.LOCK_EX, self.lock_timeout):
-                raise FileLockTimeoutError(
-                    path, self.lock_timeout, "another writer of this entry holds it"
+            if fcntl:
+                flock(
+                    fd,
+                    fcntl.LOCK_EX,
+                    self.lock_timeout,
+                    path,
+                    "another writer of this entry holds it",
                 )
             size = os.fstat(fd).st_size
             if len(blob) > size and not _reserve(fd, len(blob)):
