@@ -93,7 +93,7 @@ def _own(obj: Any, attr: str) -> Any:
 Undo = Union[Callable[[], None], tuple[Any, str, Any, Any]]
 
 
-class Spots:
+class Spots(ABC):
     """Named values kept somewhere other than a plain attribute, read and written by name.
 
     A switch whose flag lives in one (the environment, a torch config module) returns
@@ -103,13 +103,13 @@ class Spots:
 
     __slots__ = ()
 
+    @abstractmethod
     def read(self, name: str) -> Any:
         """The state of ``name``: anything ``write`` takes back, or _MISSING."""
-        raise NotImplementedError
 
+    @abstractmethod
     def write(self, name: str, state: Any) -> None:
         """Give ``name`` a state ``read`` returned (_MISSING: unset it)."""
-        raise NotImplementedError
 
     def same(self, now: Any, state: Any) -> bool:
         """Whether ``now`` (read just now) is the state ``state``."""
