@@ -277,24 +277,13 @@ class PatchCaches:
         current_store().reset()
         keep = self.switches == "keep"
         layer = _Layer()
-        entries = layer.entries
-        # Inline rather than through _open: this is the path every test of a suite takes.
-        with _log_lock:
-            try:
-                for kind in kinds.values():
-                    name = kind.name
-                    for target in kind.targets:
-                        install = target.install
-                        entries.append((install(name), install, name))
-                for switch, on in _switch_plan(kinds, self._enable):
-                    if on or not keep:
-                        turn = switch.set
-                        entries.append((turn(on), turn, on))
-            except BaseException:
-                _undo_all(entries)
-                raise
-            _layers.append(layer)
-            _log.extend(entries)
+        steps: list[tuple[Callable[[Any], Undo], Any]] = [
+            (target.install, kind.name) for kind in kinds.values() for target in kind.targets
+        ]
+        steps += [
+            (switch.set, on) for switch, on in _switch_plan(kinds, self._enable) if on or not keep
+        ]
+        _open(layer, steps)
         self._kinds = kinds
         self._layer = layer
         self._baseline = counters.cache_stats.raw()
