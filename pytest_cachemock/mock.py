@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Protocol
 
-from .backends.base import Backend, key_error, none_error
+from .backends.base import Backend, key_error, refusal
 
 __all__ = ["Fault", "KindRecord", "MockBackend", "Store", "ThreadStore", "current_store"]
 
@@ -147,7 +147,7 @@ class MockBackend(Backend[Any]):
 
     def put(self, key: str, value: Any) -> None:
         if type(key) is not str or value is None:
-            raise self._refused(self._bad(key, "put"))
+            raise self._refused(refusal(self, "put", key))
         record = self._local.records.get(self.kind) or self._record()
         if record.fault is not None and record.fault.matches("put"):
             self._raise(record, "put", key)
@@ -157,7 +157,7 @@ class MockBackend(Backend[Any]):
 
     def add(self, key: str, value: Any) -> bool:
         if type(key) is not str or value is None:
-            raise self._refused(self._bad(key, "add"))
+            raise self._refused(refusal(self, "add", key))
         record = self._local.records.get(self.kind) or self._record()
         if record.fault is not None and record.fault.matches("put"):
             self._raise(record, "put", key)
@@ -175,9 +175,6 @@ class MockBackend(Backend[Any]):
 
     def _put(self, key: str, value: Any) -> None:
         self.put(key, value)
-
-    def _bad(self, key: object, op: str) -> Exception:
-        return key_error(self, op, key) if type(key) is not str else none_error(self, str(key))
 
     def _refused(self, exc: Exception) -> Exception:
         """Count a call refused as every backend refuses it (an error), before any fault."""

@@ -78,7 +78,7 @@ class Backend(ABC, Generic[T]):
         counters = self._counters or self._live_counters()
         try:
             if type(key) is not str or value is None:
-                raise key_error(self, "put", key) if type(key) is not str else none_error(self, key)
+                raise refusal(self, "put", key)
             self._put(key, value)
         except Exception:
             next(counters.exception)
@@ -93,7 +93,7 @@ class Backend(ABC, Generic[T]):
         counters = self._counters or self._live_counters()
         try:
             if type(key) is not str or value is None:
-                raise key_error(self, "add", key) if type(key) is not str else none_error(self, key)
+                raise refusal(self, "add", key)
             added = self._add(key, value)
         except Exception:
             next(counters.exception)
@@ -114,6 +114,12 @@ def key_error(backend: object, op: str, key: object) -> KeyEncodingError:
         f"{type(backend).__qualname__}.{op}: keys are str, got a {type(key).__qualname__} "
         f"({key!r}); format it into a string first (a RemoteCache or Memoizer does that for you)"
     )
+
+
+def refusal(backend: object, op: str, key: object) -> UserError:
+    """The error for a ``put``/``add`` refused before it reaches the store: the key is not a
+    str (:func:`key_error`), or else the value is None (:func:`none_error`)."""
+    return key_error(backend, op, key) if type(key) is not str else none_error(backend, str(key))
 
 
 def none_error(backend: object, key: str) -> UserError:
