@@ -42,6 +42,33 @@ def price(sku):
     return found
 """
 
+# The head of a test module for a pytester run on ``shopapp`` with PRICES_INI:
+# ``check_restored()`` asserts every target and switch holds its pre-plugin value, and the
+# environment variable switch starts at "real" for the module.
+RESTORED_CHECK = """
+import os
+import pytest
+import shopapp
+from pytest_cachemock import MemoryBackend, MockBackend
+
+REAL_PRICES = shopapp.PriceClient.backend
+
+
+def check_restored():
+    assert shopapp.Pages.backend_override_cls is None
+    assert shopapp.pages.backend is shopapp.pages.real_backend
+    assert shopapp.PriceClient.backend is REAL_PRICES
+    assert shopapp.USE_REAL_PRICES is True
+    assert os.environ.get("SHOP_PRICES") == "real"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def real_env():
+    os.environ["SHOP_PRICES"] = "real"
+    yield
+    del os.environ["SHOP_PRICES"]
+"""
+
 PRICES_INI = """
 [pytest]
 cachemock_kinds =

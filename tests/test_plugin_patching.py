@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import textwrap
 import threading
 from typing import Any
 
 import pytest
-from _plugin_app import PRICES_INI, make_app
+from _plugin_app import PRICES_INI, RESTORED_CHECK, make_app
 
 from pytest_cachemock import MemoryBackend, MockBackend, PatchCaches, RemoteCache, Stats
 from pytest_cachemock.kinds import AttributeSwitch, CacheKind, EnvSwitch, Registry, Target
@@ -16,27 +17,8 @@ from pytest_cachemock.kinds import AttributeSwitch, CacheKind, EnvSwitch, Regist
 def test_restored_after_a_failing_test_and_a_failing_teardown(pytester: pytest.Pytester) -> None:
     make_app(pytester, ini=PRICES_INI)
     pytester.makepyfile(
-        """
-        import os
-        import pytest
-        import shopapp
-        from pytest_cachemock import MockBackend
-
-        REAL_PRICES = shopapp.PriceClient.backend
-
-        def check_restored():
-            assert shopapp.Pages.backend_override_cls is None
-            assert shopapp.pages.backend is shopapp.pages.real_backend
-            assert shopapp.PriceClient.backend is REAL_PRICES
-            assert shopapp.USE_REAL_PRICES is True
-            assert os.environ.get("SHOP_PRICES") == "real"
-
-        @pytest.fixture(autouse=True, scope="module")
-        def real_env():
-            os.environ["SHOP_PRICES"] = "real"
-            yield
-            del os.environ["SHOP_PRICES"]
-
+        RESTORED_CHECK
+        + textwrap.dedent("""
         @pytest.fixture
         def boom_after(patch_caches):           # torn down before patch_caches
             yield
@@ -80,7 +62,7 @@ def test_restored_after_a_failing_test_and_a_failing_teardown(pytester: pytest.P
 
         def test_9_restored():
             check_restored()
-        """
+        """)
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=7, failed=1, errors=3)

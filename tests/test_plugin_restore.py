@@ -13,35 +13,12 @@ import sys
 from typing import Any
 
 import pytest
-from _plugin_app import PRICES_INI, SHOPAPP, make_app
+from _plugin_app import PRICES_INI, RESTORED_CHECK, SHOPAPP, make_app
 
 from pytest_cachemock import MemoryBackend, MockBackend, PatchCaches
 from pytest_cachemock.kinds import Registry, Switch
 
-CHECK_RESTORED = """
-import os
-import pytest
-import shopapp
-from pytest_cachemock import MemoryBackend, MockBackend
-
-REAL_PRICES = shopapp.PriceClient.backend
-OTHER = MemoryBackend()
-
-
-def check_restored():
-    assert shopapp.Pages.backend_override_cls is None
-    assert shopapp.pages.backend is shopapp.pages.real_backend
-    assert shopapp.PriceClient.backend is REAL_PRICES
-    assert shopapp.USE_REAL_PRICES is True
-    assert os.environ.get("SHOP_PRICES") == "real"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def real_env():
-    os.environ["SHOP_PRICES"] = "real"
-    yield
-    del os.environ["SHOP_PRICES"]
-"""
+CHECK_RESTORED = RESTORED_CHECK + "\nOTHER = MemoryBackend()\n"
 
 
 # -- 1. whatever the test did to a target or a switch -------------------------------------------
