@@ -12,6 +12,7 @@ and counters, as in the seed. Other modes plug in behind the small :class:`Store
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any, Callable, Protocol
 
 from .backends.base import Backend, key_error, refusal
@@ -102,7 +103,14 @@ def current_store() -> ThreadStore:
 
 
 class MockBackend(Backend[Any]):
-    """An in-memory backend bound to one cache kind, counting into the current store."""
+    """An in-memory backend bound to one cache kind, counting into the current store.
+
+    ``items()``, ``delete(key)`` and ``clear()`` work on the current store's entries of the
+    kind (this thread's, in thread mode); they count nothing and no fault applies to them,
+    nor to ``peek(key)``.
+    """
+
+    lists_entries = True
 
     def __init__(self, name: str) -> None:
         super().__init__(name=f"mock:{name}")
@@ -169,6 +177,28 @@ class MockBackend(Backend[Any]):
         record.puts += 1
         next(self._counters.put)  # type: ignore[union-attr]
         return True
+
+    def peek(self, key: str) -> Any:
+        if type(key) is not str:
+            raise key_error(self, "peek", key)
+        record = self._local.records.get(self.kind)
+        return None if record is None else record.entries.get(key)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        """The current store's entries of this kind (a copy: safe to iterate while others write)."""
+        record = self._local.records.get(self.kind)
+        return iter(() if record is None else list(record.entries.items()))
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key`` from the current store's entries of this kind; True when it was there."""
+        record = self._local.records.get(self.kind)
+        return record is not None and record.entries.pop(key, None) is not None
+
+    def clear(self) -> None:
+        """Remove the current store's entries of this kind (its counters stay)."""
+        record = self._local.records.get(self.kind)
+        if record is not None:
+            record.entries.clear()
 
     def _get(self, key: str) -> Any:
         return self.get(key)

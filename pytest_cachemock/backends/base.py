@@ -3,15 +3,31 @@
 Subclasses implement ``_get`` and ``_put`` (and, when they can do it atomically, ``_add``).
 The public methods count into the library-wide :data:`cache_stats` under the backend's name
 and re-raise any error after counting it.
+
+What a backend can do beyond get/put/add it declares in class attributes, so that callers
+ask the flag instead of probing for methods or testing the class:
+
+- ``lists_entries``: ``items()``, ``delete(key)`` and ``clear()`` work;
+- ``locks_keys``: ``lock(key)`` returns a context manager that holds between processes;
+- ``writes_behind``: plain puts may be handed to a memoizer's writer thread;
+- ``keeps_limits`` (a property): the backend enforces limits (a size bound, a time-to-live)
+  that a front cache in front of it would get around;
+- ``sidecar_path(name)``: the path of a helper file next to an on-disk store, else None;
+- ``lock_timeout``: how long a lock of the backend's waits, in seconds.
+
+The base class defines every such method; where the flag is False it raises a UserError
+naming the backend class and what it cannot do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from ..counters import NameCounters, cache_stats
 from ..errors import KeyEncodingError, UserError, ValueEncodingError
@@ -23,6 +39,19 @@ T = TypeVar("T")
 
 class Backend(ABC, Generic[T]):
     """Stores encoded values by string key. ``None`` is never stored: it means a miss."""
+
+    lists_entries: ClassVar[bool] = False
+    """True where :meth:`items`, :meth:`delete` and :meth:`clear` work."""
+
+    locks_keys: ClassVar[bool] = False
+    """True where :meth:`lock` returns a context manager that holds between processes."""
+
+    writes_behind: ClassVar[bool] = False
+    """True where plain puts may be handed to a memoizer's writer thread (a slow store whose
+    put a caller need not wait for; a failed write then costs only a later miss)."""
+
+    lock_timeout: float = 10.0
+    """How long, in seconds, a lock of this backend waits before it raises."""
 
     _counters: NameCounters | None = None
     _name: str | None = None
@@ -101,11 +130,67 @@ class Backend(ABC, Generic[T]):
         next(counters.put if added else counters.hit)
         return added
 
+    def peek(self, key: str) -> T | None:
+        """The stored value of ``key``, or None, counted nowhere (no hit, no miss).
+
+        For a caller that checks again, under a lock, what it has already counted as a miss:
+        one operation counts once. A key that is not a str is refused as :meth:`get` refuses
+        it (a KeyEncodingError), uncounted.
+        """
+        if type(key) is not str:
+            raise key_error(self, "peek", key)
+        return self._get(key)
+
+    # -- what a backend may be able to do (see the flags) ---------------------------------------
+
+    @property
+    def keeps_limits(self) -> bool:
+        """True where the backend enforces limits (a size bound, a time-to-live) that a front
+        cache in front of it would get around: such a backend must be the only store."""
+        return False
+
+    def sidecar_path(self, name: str) -> str | None:
+        """The path of a helper file ``name`` next to the store (a memoizer's lock file, say),
+        or None for a backend with no store on disk."""
+        return None
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        """Every entry as (key, value), where :attr:`lists_entries` is True."""
+        raise unsupported(self, "items()", "list its entries", "lists_entries")
+
+    def delete(self, key: str) -> bool:
+        """Remove ``key``, True when it was there; where :attr:`lists_entries` is True."""
+        raise unsupported(self, "delete()", "delete entries", "lists_entries")
+
+    def clear(self) -> None:
+        """Remove every entry, where :attr:`lists_entries` is True."""
+        raise unsupported(self, "clear()", "clear its entries", "lists_entries")
+
+    def lock(self, key: str | None = None) -> contextlib.AbstractContextManager[object]:
+        """A lock of ``key`` (None: the whole store) that holds between processes, where
+        :attr:`locks_keys` is True."""
+        raise unsupported(self, "lock()", "lock keys between processes", "locks_keys")
+
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} {self.name!r}>"
 
 
 _add_lock = threading.RLock()
+
+
+_CAN = {
+    "lists_entries": "MemoryBackend, FileBackend, LogBackend and SqliteBackend list theirs",
+    "locks_keys": "a FileBackend's lock(key) holds between processes",
+}
+
+
+def unsupported(backend: object, call: str, what: str, flag: str) -> UserError:
+    """The error for a method the backend's capability ``flag`` says it does not have."""
+    return UserError(
+        f"{type(backend).__qualname__}.{call}: this backend cannot {what} (its {flag} is "
+        f"False); check backend.{flag} before calling it, or use a backend that can "
+        f"({_CAN[flag]})"
+    )
 
 
 def key_error(backend: object, op: str, key: object) -> KeyEncodingError:

@@ -145,6 +145,10 @@ class FileBackend(Backend[bytes]):
     directory's file locks before raising :class:`FileLockTimeoutError`.
     """
 
+    lists_entries = True
+    locks_keys = True
+    writes_behind = True  # a put writes a file: slow enough to hand to a writer thread
+
     def __init__(
         self,
         directory: str | os.PathLike[str],

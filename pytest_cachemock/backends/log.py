@@ -468,6 +468,8 @@ class LogBackend(Backend[bytes]):
     which a write compacts a log that is more than half garbage; None: only :meth:`compact`.
     """
 
+    lists_entries = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],

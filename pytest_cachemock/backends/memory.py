@@ -24,6 +24,8 @@ class MemoryBackend(Backend[Any]):
     tests instead of sleeping).
     """
 
+    lists_entries = True
+
     def __init__(
         self,
         *,
@@ -50,6 +52,11 @@ class MemoryBackend(Backend[Any]):
         self._clock = clock
         self._data: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
+
+    @property
+    def keeps_limits(self) -> bool:
+        """True with ``max_entries`` or ``ttl``: a front cache would get around them."""
+        return self.max_entries is not None or self.ttl is not None
 
     def _expiry(self) -> float:
         return _NEVER if self.ttl is None else self._clock() + self.ttl
@@ -92,6 +99,7 @@ class MemoryBackend(Backend[Any]):
             return self._data.pop(key, None) is not None
 
     def clear(self) -> None:
+        """Remove every entry."""
         with self._lock:
             self._data.clear()
 

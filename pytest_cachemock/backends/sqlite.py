@@ -142,6 +142,8 @@ class SqliteBackend(Backend[bytes]):
     for another process's write before raising :class:`FileLockTimeoutError`.
     """
 
+    lists_entries = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
