@@ -9,6 +9,7 @@ decoded). Each message names the key or the value type involved and how to fix i
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "MemoizerWarning",
     "ReplayMissError",
     "SystemError",
+    "UnknownKindError",
+    "UnknownKindUsageError",
     "UserError",
     "ValueDecodingError",
     "ValueEncodingError",
@@ -111,6 +114,33 @@ def _describe_lock(lock: Any) -> str:
 class KindConfigError(builtins.ValueError):
     """A cache kind declared in a way the plugin cannot use (a target or switch that does not
     resolve, a bad ini line); the message names where it was declared. A ``ValueError``."""
+
+
+def _unknown_kind(name: str, known: Iterable[str]) -> str:
+    """The message for an unknown kind: the closest known name, then every known one."""
+    import difflib  # only on this error path: not at plugin load
+
+    names = sorted(known)
+    text = f"unknown cache kind {name!r}."
+    hint = difflib.get_close_matches(name, names, n=1)
+    if hint:
+        text += f" Did you mean {hint[0]!r}?"
+    return text + f" Known kinds: {', '.join(names) if names else '(none registered)'}."
+
+
+class UnknownKindError(builtins.KeyError, builtins.AttributeError):
+    """``global_stats.name`` or ``global_stats["name"]`` for a kind that is not known; the
+    message names the closest known kind. Also a ``KeyError`` and an ``AttributeError``."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; this message is prose, so show it as written.
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownKindUsageError(builtins.ValueError):
+    """An unknown kind was named in ``enable()``, ``entries()``, ``seed()`` or ``fail()`` of a
+    ``PatchCaches`` (or in the marker's ``enable``); the message names the closest known kind.
+    A ``ValueError``."""
 
 
 class CachemockWarning(UserWarning):

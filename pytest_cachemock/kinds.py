@@ -32,6 +32,7 @@ __all__ = [
     "Spots",
     "Switch",
     "Target",
+    "load",
     "parse_kind_line",
     "resolve",
 ]
@@ -526,6 +527,35 @@ class Registry:
         self._declared.clear()
         self._merged = None
         self._profiles.clear()
+
+
+def load(
+    registry: Registry,
+    *,
+    lines: Iterable[str] = (),
+    profiles: Iterable[tuple[str, str]] = (),
+    hooks: Iterable[Callable[..., object]] = (),
+) -> Registry:
+    """Declare every configured kind in ``registry``, in order: ini lines, profiles, hooks.
+
+    ``lines`` are ``cachemock_kinds`` lines; ``profiles`` are (name, origin) pairs, a name
+    given twice loaded once (the first origin); ``hooks`` are the implementations of
+    ``pytest_cachemock_register_kinds``, each called once with the registry so that an error
+    names where its kind was declared.
+    """
+    for number, line in enumerate(lines, start=1):
+        registry.add_line(line, f"ini option cachemock_kinds, line {number} ({line.strip()!r})")
+    first: dict[str, str] = {}
+    for name, origin in profiles:
+        first.setdefault(name, origin)
+    for name, origin in first.items():
+        registry.load_profile(name, origin)
+    for hook in hooks:
+        where = getattr(hook, "__code__", None)
+        place = f"{where.co_filename}:{where.co_firstlineno}" if where else repr(hook)
+        with registry.declaring(f"hook pytest_cachemock_register_kinds in {place}"):
+            hook(registry=registry)
+    return registry
 
 
 def parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:

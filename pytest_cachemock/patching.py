@@ -12,54 +12,31 @@ from collections.abc import Hashable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import counters
-from .kinds import (
-    CacheKind,
-    KindConfigError,
-    Registry,
-    Switch,
-    Target,
-    Undo,
-    ours,
-    read,
-    restore,
-    same,
-    write,
-)
+from . import _state, counters
+from ._report import render_report
+from .errors import KindConfigError, UnknownKindUsageError, _unknown_kind
+from .kinds import CacheKind, Registry, Switch, Target, Undo, ours, read, restore, same, write
 from .mock import Fault, KindRecord, current_store
-from .stats import KindStats, Stats, closest, render_report
+from .stats import KindStats, Stats
 
 if TYPE_CHECKING:
     # typing_extensions takes 5 to 15 ms to import: not at plugin load, for an annotation.
     from typing_extensions import Self
 
-__all__ = [
-    "KindConfigError",
-    "PatchCaches",
-    "UnknownKindUsageError",
-    "default_registry",
-    "close_setups",
-    "known_kinds",
-    "snapshot",
-]
+# KindConfigError and UnknownKindUsageError live in errors.py; the names stay importable here.
+__all__ = ["KindConfigError", "PatchCaches", "UnknownKindUsageError"]
 
 ISOLATION_MODES = ("thread",)
 SWITCH_MODES = ("keep", "off")
 FAULT_OPS = ("get", "put", "both")
 
-# The registry a bare ``PatchCaches()`` uses; the pytest plugin fills its declared kinds.
-default_registry = Registry()
 
-# Called with the stats of each kind when a PatchCaches stops (the session summary listens).
-stop_listeners: list[Callable[[dict[str, Stats]], None]] = []
-
-
-def known_kinds() -> list[str]:
-    return default_registry.names()
-
-
-class UnknownKindUsageError(ValueError):
-    """An unknown kind was named in ``enable()``, ``entries()``, ``seed()`` or ``fail()``."""
+def __getattr__(name: str) -> Any:
+    # ``default_registry`` was a module global; it is the current scope's registry now (the
+    # session's under pytest, see _state), read when asked.
+    if name == "default_registry":
+        return _state.current().registry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _switch_plan(
@@ -204,7 +181,7 @@ def _close_setup(layer: _Layer) -> None:
     _close(layer)
 
 
-def close_setups(keep: int) -> None:
+def _close_setups(keep: int) -> None:
     """Tear down the ``PatchCaches.setUp()`` calls beyond the oldest ``keep``, newest first.
 
     The plugin calls it after a test whose ``setUp`` raised after ``PatchCaches.setUp()``
@@ -214,9 +191,9 @@ def close_setups(keep: int) -> None:
         _close_setup(_setups[-1])
 
 
-def snapshot(registry: Registry | None = None) -> dict[tuple[int, str], Any]:
+def _snapshot(registry: Registry | None = None) -> dict[tuple[int, str], Any]:
     """What every target and switch (with a spot) of the registry's kinds holds now."""
-    kinds = (registry if registry is not None else default_registry).kinds()
+    kinds = (registry if registry is not None else _state.current().registry).kinds()
     found: dict[tuple[int, str], Any] = {}
     for kind in kinds.values():
         places: list[Target | Switch] = [*kind.targets, *kind.switches]
@@ -258,7 +235,10 @@ class PatchCaches:
             )
         self.isolation = isolation
         self.switches = switches
-        self.registry = registry if registry is not None else default_registry
+        # The scope of the time it is made: the running session's under pytest (see _state).
+        self._scope = _state.current()
+        self._autoload = registry is None
+        self.registry = registry if registry is not None else self._scope.registry
         self._enable = tuple(enable)
         self._layer = _Layer()
         self._kinds: dict[str, CacheKind] = {}
@@ -270,8 +250,8 @@ class PatchCaches:
     def start(self) -> Self:
         if self._active:
             raise RuntimeError("this PatchCaches is already started; stop() it first")
-        if self.registry is default_registry:
-            default_registry.autoload()
+        if self._autoload:
+            self.registry.autoload()
         kinds = self.registry.kinds()
         self._check(self._enable, kinds)
         current_store().reset()
@@ -301,9 +281,10 @@ class PatchCaches:
         try:
             _close(self._layer)
         finally:
-            if stop_listeners:
+            listeners = self._scope.listeners
+            if listeners:
                 stats = self.stats()
-                for listener in stop_listeners:
+                for listener in listeners:
                     listener(stats)
 
     def repair(self, before: Mapping[tuple[int, str], Any]) -> None:
@@ -312,7 +293,7 @@ class PatchCaches:
         That happens when something that saved the plugin's value while it ran restores it
         after the plugin left (a test's ``monkeypatch`` set up before ``patch_caches``), or
         what such a restore leaves in a Spots (a torch flag deleted: see ``Spots.ours``).
-        Such a spot gets its value from ``before`` (a ``snapshot()`` taken before the test's
+        Such a spot gets its value from ``before`` (a ``_snapshot()`` taken before the test's
         fixtures ran) or else the one this PatchCaches found; a spot holding anything else
         was changed on purpose and is left alone.
         """
@@ -371,11 +352,10 @@ class PatchCaches:
                     f"PatchCaches.setUp(testcase): testcase is the running unittest.TestCase "
                     f"(pass self from its setUp), got {testcase!r}"
                 )
-        default_registry.autoload()
+        registry = _state.current().registry
+        registry.autoload()
         layer = _Layer()
-        _open(
-            layer, [(switch.set, False) for switch, _ in _switch_plan(default_registry.kinds(), ())]
-        )
+        _open(layer, [(switch.set, False) for switch, _ in _switch_plan(registry.kinds(), ())])
         _setups.append(layer)
         if add_cleanup is not None:
             add_cleanup(_close_setup, layer)
@@ -396,7 +376,7 @@ class PatchCaches:
         known = list(kinds if kinds is not None else self._names())
         for name in names:
             if name not in known:
-                raise UnknownKindUsageError(f"unknown cache kind {name!r}." + closest(name, known))
+                raise UnknownKindUsageError(_unknown_kind(name, known))
 
     def enable(self, *kinds: str) -> None:
         """Turn the real caches of ``kinds`` on (their switches); restored when this stops."""

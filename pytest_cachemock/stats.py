@@ -1,4 +1,4 @@
-"""The ``Stats`` value, the per-kind ``global_stats`` view, and report rendering.
+"""The ``Stats`` value and the per-kind ``global_stats`` view of the current store.
 
 ``Stats`` is a frozen value; positional order is the seed's (puts, hits, misses), so
 ``Stats(1, 3, 1)`` copied from a PyTorch test means the same here. ``global_stats.<kind>``
@@ -9,20 +9,19 @@ also carries the stored entries as ``.cache`` (the seed's name).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TextIO
+
+from ._report import FIELDS, render_report
+from .errors import UnknownKindError, _unknown_kind
 
 if TYPE_CHECKING:
     from .mock import KindRecord
 
-__all__ = ["GlobalStats", "KindStats", "Stats", "global_stats"]
-
-FIELDS = ("puts", "hits", "misses", "errors")
-VALUE_WIDTH = 100
+__all__ = ["GlobalStats", "KindStats", "Stats", "UnknownKindError", "global_stats"]
 
 
 def _check_count(name: str, value: object) -> int:
@@ -126,7 +125,7 @@ def _note_mismatch(left: Stats, right: Stats) -> None:
         _mismatch.last = (left, right)
 
 
-def last_mismatch(clear: bool = False) -> tuple[Stats, Stats] | None:
+def _last_mismatch(clear: bool = False) -> tuple[Stats, Stats] | None:
     """The last unequal comparison of a kind's stats in this thread, if any."""
     found: tuple[Stats, Stats] | None = getattr(_mismatch, "last", None)
     if clear:
@@ -134,7 +133,7 @@ def last_mismatch(clear: bool = False) -> tuple[Stats, Stats] | None:
     return found
 
 
-def explain_mismatch(left: Stats, right: Stats) -> list[str]:
+def _explain_mismatch(left: Stats, right: Stats) -> list[str]:
     """Lines saying which counters differ; the kind's side is 'actual' when one side is a kind."""
     actual: Stats = left
     expected: Stats = right
@@ -147,48 +146,6 @@ def explain_mismatch(left: Stats, right: Stats) -> list[str]:
         if got != want:
             lines.append(f"  {field}: expected {want}, got {got}")
     return lines
-
-
-# -- rendering ---------------------------------------------------------------------------------
-
-
-def cut(value: object, width: int = VALUE_WIDTH) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[:width] + f"... ({len(text)} chars)"
-
-
-def render_report(stats: Mapping[str, Stats], entries: Mapping[str, Mapping[str, object]]) -> str:
-    """Per-kind stats, then the stored entries of each kind with long values cut."""
-    lines = ["Cache stats:"]
-    width = max((len(k) for k in stats), default=0)
-    for kind, value in stats.items():
-        lines.append(f"  {kind.ljust(width)}  {Stats.__str__(value)}")
-    if not stats:
-        lines.append("  (no cache kinds)")
-    filled = [(k, v) for k, v in entries.items() if v]
-    lines.append("Cache entries:" if filled else "Cache entries: (none)")
-    for kind, kind_entries in filled:
-        lines.append(f"  {kind}:")
-        for key in sorted(kind_entries, key=str):
-            lines.append(f"    {key!r}: {cut(kind_entries[key])}")
-    return "\n".join(lines)
-
-
-def closest(name: str, known: Iterable[str]) -> str:
-    """' Did you mean ...?' plus the known names, for unknown-kind errors."""
-    known = sorted(known)
-    hint = difflib.get_close_matches(name, known, n=1)
-    text = f" Known kinds: {', '.join(known) if known else '(none registered)'}."
-    if hint:
-        text = f" Did you mean {hint[0]!r}?" + text
-    return text
-
-
-class UnknownKindError(KeyError, AttributeError):
-    """An unknown cache kind name; also a KeyError and an AttributeError."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 # -- the global view -----------------------------------------------------------------------------
@@ -204,10 +161,10 @@ class GlobalStats:
     """
 
     def _kinds(self) -> list[str]:
+        from ._state import current
         from .mock import current_store
-        from .patching import known_kinds
 
-        names = list(known_kinds())
+        names = current().registry.names()
         for name in current_store().records():
             if name not in names:
                 names.append(name)
@@ -219,7 +176,7 @@ class GlobalStats:
 
         record = current_store().records().get(kind)
         if record is None and kind not in self._kinds():
-            raise UnknownKindError(f"unknown cache kind {kind!r}." + closest(kind, self._kinds()))
+            raise UnknownKindError(_unknown_kind(kind, self._kinds()))
         return KindStats(kind, record)
 
     def __getattr__(self, kind: str) -> KindStats:

@@ -72,7 +72,7 @@ def test_closest_marker_wins(pytester: pytest.Pytester) -> None:
         def test_function_marker_overrides_module():
             assert shopapp.USE_REAL_PRICES is False
 
-        @pytest.mark.cachemock()
+        @pytest.mark.cachemock(enable=())
         class TestClass:
             def test_class_marker_overrides_module(self):
                 assert shopapp.USE_REAL_PRICES is False

@@ -255,9 +255,9 @@ def test_failing_restore_still_restores_the_rest() -> None:
 def test_setup_teardown_classmethods_nest(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_cachemock import patching
+    from pytest_cachemock import _state
 
-    monkeypatch.setattr(patching, "default_registry", registry)
+    monkeypatch.setattr(_state.current(), "registry", registry)
     monkeypatch.delenv("CACHEMOCK_TEST_FLAG", raising=False)
     PatchCaches.setUp()
     assert _Holder.flag is False

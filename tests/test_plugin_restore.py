@@ -287,10 +287,10 @@ def test_stop_twice_and_stop_without_start(spots: tuple[Registry, dict[str, Any]
 def test_classmethod_setup_interleaved_with_an_instance(
     spots: tuple[Registry, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_cachemock import patching
+    from pytest_cachemock import _state as live
 
     registry, store = spots
-    monkeypatch.setattr(patching, "default_registry", registry)
+    monkeypatch.setattr(live.current(), "registry", registry)
     PatchCaches.setUp()
     patch = PatchCaches(enable=["order_one"]).start()
     assert _state(store) == ON

@@ -8,9 +8,9 @@ import re
 import pytest
 from _plugin_app import make_app
 
-from pytest_cachemock import PatchCaches, RemoteCache, Stats, global_stats, patching
+from pytest_cachemock import PatchCaches, RemoteCache, Stats, _state, global_stats
+from pytest_cachemock.errors import UnknownKindUsageError
 from pytest_cachemock.kinds import Registry
-from pytest_cachemock.patching import UnknownKindUsageError
 
 # -- Stats as a value (no pytest run needed) ---------------------------------------------------
 
@@ -72,7 +72,7 @@ class _Quotes(RemoteCache[int]):
 def quotes_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = Registry()
     registry.add("stats_quotes", targets=[_Quotes], origin="test_plugin_stats")
-    monkeypatch.setattr(patching, "default_registry", registry)
+    monkeypatch.setattr(_state.current(), "registry", registry)
 
 
 def test_global_stats_view_after_patchcaches_exits() -> None:

@@ -147,7 +147,7 @@ def test_flags_are_read_back_and_repaired_after_a_restore_that_saw_the_plugins_v
     config.autotune_remote_cache = True  # an override made before: comes back as it was
     try:
         real = {name: raw_state(config, name) for name in FLAGS}
-        before = patching.snapshot(registry)
+        before = patching._snapshot(registry)
         flags = {key: state for key, state in before.items() if key[0] == id(spots)}
         assert flags == {(id(spots), name): real[name] for name in FLAGS}
         patch = PatchCaches(registry=registry, switches="off").start()
@@ -179,9 +179,9 @@ def test_setup_teardown_leave_no_assignment_behind(monkeypatch: pytest.MonkeyPat
     """Unlike torch's own tearDown(), which leaves every flag assigned its old value."""
     from torch._inductor import config, mock_cache
 
-    from pytest_cachemock import patching
+    from pytest_cachemock import _state
 
-    monkeypatch.setattr(patching, "default_registry", torch_registry())
+    monkeypatch.setattr(_state.current(), "registry", torch_registry())
     before = config.codegen_config()
     PatchCaches.setUp()
     PatchCaches.tearDown()
@@ -235,10 +235,10 @@ def test_setup_teardown_and_the_block_keep_flags_the_test_set(
     """The seed's shape: setUp() turns the flags off, the test turns some on, then enters."""
     from torch._inductor import config
 
-    from pytest_cachemock import patching
+    from pytest_cachemock import _state
 
     registry = torch_registry()
-    monkeypatch.setattr(patching, "default_registry", registry)
+    monkeypatch.setattr(_state.current(), "registry", registry)
     before = {name: raw_state(config, name) for name in FLAGS}
     PatchCaches.setUp()
     try:

@@ -1,0 +1,62 @@
+"""The live state ``PatchCaches`` and ``global_stats`` read: the registry of kinds, and who hears
+of each stop.
+
+A :class:`Scope` holds both. Outside pytest (unittest, a script) there is one for the process.
+Each pytest session makes its own in ``pytest_configure``, keeps it in ``config.stash`` and
+enters it here; it leaves it at ``pytest_unconfigure``. Code that has no ``config`` at hand (a
+bare ``PatchCaches()``, ``global_stats``) uses the newest scope entered and not left. A nested
+session (pytester's in-process run) enters its own and leaves exactly that one, in whatever
+order the sessions end, so it cannot take the outer session's kinds with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Callable
+
+from .kinds import Registry
+
+if TYPE_CHECKING:
+    from .stats import Stats
+
+Listener = Callable[[Mapping[str, "Stats"]], None]
+
+
+class Scope:
+    """The kinds a ``PatchCaches()`` without a registry mocks, and the listeners of its stop."""
+
+    __slots__ = ("listeners", "registry")
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry if registry is not None else Registry()
+        # Called with the stats of each kind when a PatchCaches of this scope stops.
+        self.listeners: list[Listener] = []
+
+    def __repr__(self) -> str:
+        return f"<cachemock scope kinds={self.registry.names()}>"
+
+
+PROCESS = Scope()  # outside pytest
+_entered: list[Scope] = []  # the scopes of running pytest sessions, oldest first
+_lock = threading.Lock()
+
+
+def current() -> Scope:
+    """The newest scope entered and not left; the process's when none is."""
+    entered = _entered
+    return entered[-1] if entered else PROCESS
+
+
+def enter(scope: Scope) -> None:
+    with _lock:
+        _entered.append(scope)
+
+
+def leave(scope: Scope) -> None:
+    """Remove ``scope`` (only it: the others stay, whichever ended first)."""
+    with _lock:
+        for i in range(len(_entered) - 1, -1, -1):
+            if _entered[i] is scope:
+                del _entered[i]
+                return
