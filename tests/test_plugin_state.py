@@ -45,3 +45,60 @@ def test_a_nested_session_leaves_the_outer_ini_kinds(pytester: pytest.Pytester) 
     pytester.makepyfile(test_nested=NESTED_THEN_KIND)
     result = pytester.runpytest("-p", "pytester", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+# Two sessions that end in another order than they began (a plugin's test that configures
+# two pytest sessions with pytester and closes the first one first). A save-and-restore of
+# module globals puts back the wrong registry then; per-session state cannot.
+OUT_OF_ORDER = """
+import shopapp
+from pytest_cachemock import MockBackend
+
+
+def test_1_two_sessions_end_out_of_order(pytester):
+    first = pytester.parseconfigure()
+    second = pytester.parseconfigure()
+    first._ensure_unconfigure()
+    second._ensure_unconfigure()
+
+
+def test_2_the_ini_kind_is_still_known_and_mocked(patch_caches, global_stats):
+    assert shopapp.USE_REAL_PRICES is False
+    assert isinstance(shopapp.PriceClient.backend, MockBackend)
+    assert "prices" in global_stats
+"""
+
+
+def test_sessions_that_end_out_of_order_leave_the_outer_kinds(pytester: pytest.Pytester) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(test_nested=OUT_OF_ORDER)
+    result = pytester.runpytest("-p", "pytester", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+SCRIPT = """
+from pytest_cachemock import MockBackend, PatchCaches, RemoteCache, Stats, global_stats
+from pytest_cachemock import patching
+import shopapp
+
+# Outside pytest: the process's registry (discovered kinds, and kinds added to it).
+patching.default_registry.add(
+    "prices", targets=[(shopapp.PriceClient, "backend")], switches=[(shopapp, "USE_REAL_PRICES")]
+)
+with PatchCaches(switches="off") as patch:
+    assert isinstance(shopapp.PriceClient.backend, MockBackend)
+    assert shopapp.USE_REAL_PRICES is False
+    shopapp.render("a")
+    assert global_stats.pages == Stats(puts=1, misses=1)
+    assert sorted(global_stats) == ["pages", "prices"]
+assert shopapp.USE_REAL_PRICES is True
+print("ok")
+"""
+
+
+def test_patch_caches_without_pytest_uses_the_process_registry(pytester: pytest.Pytester) -> None:
+    make_app(pytester)
+    pytester.makepyfile(script=SCRIPT)
+    result = pytester.runpython(pytester.path / "script.py")
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["ok"])
