@@ -91,6 +91,48 @@ def test_closest_marker_wins(pytester: pytest.Pytester) -> None:
     pytester.runpytest().assert_outcomes(passed=5)
 
 
+def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        test_merge="""
+        import pytest
+        import shopapp
+
+        @pytest.mark.cachemock(enable=["prices"])
+        class TestClassEnables:
+            @pytest.mark.cachemock(isolation="thread")
+            def test_function_isolation_and_class_enable_both_apply(self, patch_caches):
+                assert patch_caches.isolation == "thread"
+                assert shopapp.USE_REAL_PRICES is True
+
+            @pytest.mark.cachemock
+            def test_a_bare_function_marker_keeps_the_class_enable(self):
+                assert shopapp.USE_REAL_PRICES is True
+
+            @pytest.mark.cachemock(enable=["pages"])
+            def test_the_closest_enable_replaces_the_class_list(self):
+                assert shopapp.USE_REAL_PRICES is False
+
+        @pytest.mark.cachemock(enable=["prices"])
+        @pytest.mark.cachemock(enable=())
+        def test_of_two_markers_on_a_function_the_one_nearest_the_def_wins():
+            assert shopapp.USE_REAL_PRICES is False
+        """,
+        test_far="""
+        import pytest
+
+        pytestmark = pytest.mark.cachemock(isolation="nope")
+
+        @pytest.mark.cachemock(enable=["prices"])
+        def test_the_module_isolation_applies_too():
+            pass
+        """,
+    )
+    result = pytester.runpytest("-v")
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*test_the_module_isolation_applies_too*isolation='nope'*"])
+
+
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
