@@ -28,17 +28,20 @@ if TYPE_CHECKING:
         MemoizerWarning,
         ReplayMissError,
         SystemError,
+        UnknownKindError,
+        UnknownKindUsageError,
         UserError,
         ValueDecodingError,
         ValueEncodingError,
         ValuePicklingError,
         ValueUnPicklingError,
     )
+    from .kinds import Registry
     from .memoize import Memoizer
     from .mock import MockBackend
     from .patching import PatchCaches
     from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
-    from .stats import Stats, global_stats
+    from .stats import GlobalStats, Stats, global_stats
 
 __version__ = "0.1.0.dev0"
 
@@ -60,11 +63,14 @@ _WHERE = {
     "LockTimeoutError": "errors",
     "ReplayMissError": "errors",
     "SystemError": "errors",
+    "UnknownKindError": "errors",
+    "UnknownKindUsageError": "errors",
     "UserError": "errors",
     "ValueDecodingError": "errors",
     "ValueEncodingError": "errors",
     "ValuePicklingError": "errors",
     "ValueUnPicklingError": "errors",
+    "Registry": "kinds",
     "Memoizer": "memoize",
     "MockBackend": "mock",
     "PatchCaches": "patching",
@@ -73,6 +79,7 @@ _WHERE = {
     "PickleSerde": "serde",
     "Serde": "serde",
     "SignedPickleSerde": "serde",
+    "GlobalStats": "stats",
     "Stats": "stats",
     "global_stats": "stats",
 }
@@ -83,6 +90,7 @@ __all__ = [
     "CachemockWarning",
     "FileBackend",
     "FileLockTimeoutError",
+    "GlobalStats",
     "JsonSerde",
     "KeyEncodingError",
     "KeyPicklingError",
@@ -96,6 +104,7 @@ __all__ = [
     "PassthroughSerde",
     "PatchCaches",
     "PickleSerde",
+    "Registry",
     "RemoteCache",
     "ReplayMissError",
     "Serde",
@@ -103,6 +112,8 @@ __all__ = [
     "SqliteBackend",
     "Stats",
     "SystemError",
+    "UnknownKindError",
+    "UnknownKindUsageError",
     "UserError",
     "ValueDecodingError",
     "ValueEncodingError",

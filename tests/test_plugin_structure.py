@@ -8,6 +8,9 @@ left out, as they never run.
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest_cachemock
@@ -121,3 +124,69 @@ def test_a_lazy_import_closes_a_cycle(tmp_path: Path) -> None:
     graph = import_graph(pkg)
     assert graph["pkg.b"] == {"pkg.a", "pkg"}
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]
+
+
+# -- the public names --------------------------------------------------------------------------
+
+# The names the docs present as public, kept here by hand: each must be exported, and each
+# must be shown in docs/*.md (in a code span or a code block), so neither list drifts.
+PUBLIC = {
+    "Backend", "CacheError", "CachemockWarning", "FileBackend", "FileLockTimeoutError",
+    "GlobalStats", "JsonSerde", "KeyEncodingError", "KeyPicklingError", "KindConfigError",
+    "LockTimeoutError", "LogBackend", "Memoizer", "MemoizerWarning", "MemoryBackend",
+    "MockBackend", "PassthroughSerde", "PatchCaches", "PickleSerde", "Registry", "RemoteCache",
+    "ReplayMissError", "Serde", "SignedPickleSerde", "SqliteBackend", "Stats", "SystemError",
+    "UnknownKindError", "UnknownKindUsageError", "UserError", "ValueDecodingError",
+    "ValueEncodingError", "ValuePicklingError", "ValueUnPicklingError", "cache_stats",
+    "global_stats",
+}  # fmt: skip
+DOCS = PACKAGE.parent / "docs"
+
+
+def _code_in_docs() -> str:
+    parts: list[str] = []
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text()
+        parts += re.findall(r"^```[^\n]*\n(.*?)^```", text, flags=re.S | re.M)
+        parts += re.findall(r"`([^`\n]+)`", re.sub(r"^```.*?^```", "", text, flags=re.S | re.M))
+    return "\n".join(parts)
+
+
+def test_all_is_the_documented_public_names() -> None:
+    assert set(pytest_cachemock.__all__) == PUBLIC
+    code = _code_in_docs()
+    missing = sorted(n for n in PUBLIC if not re.search(rf"(?<![\w.]){n}\b", code))
+    assert not missing, f"exported but not shown in docs/*.md: {missing}"
+
+
+def test_the_public_names_load_lazily() -> None:
+    script = (
+        "import sys, pytest_cachemock as p\n"
+        "assert not [m for m in sys.modules if m.startswith('pytest_cachemock.')], sys.modules\n"
+        "from pytest_cachemock import kinds, stats, errors\n"
+        "assert p.Registry is kinds.Registry and p.GlobalStats is stats.GlobalStats\n"
+        "assert isinstance(p.global_stats, p.GlobalStats)\n"
+        "assert issubclass(p.UnknownKindError, (KeyError, AttributeError))\n"
+        "assert issubclass(p.UnknownKindUsageError, ValueError)\n"
+        "from pytest_cachemock.patching import UnknownKindUsageError, KindConfigError\n"
+        "from pytest_cachemock.stats import UnknownKindError\n"
+        "assert UnknownKindUsageError is errors.UnknownKindUsageError\n"
+        "assert UnknownKindError is errors.UnknownKindError\n"
+        "assert KindConfigError is errors.KindConfigError\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_no_bare_runtime_warning_in_the_package() -> None:
+    # Every warning the package gives is a CachemockWarning (MemoizerWarning is also a
+    # RuntimeWarning, by inheritance): no warnings.warn(..., RuntimeWarning) and no
+    # RuntimeWarning(...) raised or made anywhere.
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                args = [*node.args, *(k.value for k in node.keywords)]
+                names = {a.id for a in args if isinstance(a, ast.Name)}
+                func = node.func
+                called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                bare = "RuntimeWarning" in names or called == "RuntimeWarning"
+                assert not bare, f"{path}:{node.lineno}: a bare RuntimeWarning"
