@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import json
 import pickle
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Callable, Generic, TypeVar, cast
 
 from typing_extensions import Protocol, runtime_checkable
 
@@ -79,6 +79,49 @@ def _type_name(value: object) -> str:
     return type(value).__qualname__
 
 
+# -- canonical JSON, fast ------------------------------------------------------------------------
+
+# What JsonSerde writes: json.dumps(value, sort_keys=True, separators=(",", ":"),
+# allow_nan=False). json.dumps with options builds a JSONEncoder, and JSONEncoder.encode a C
+# encoder, on every call; the C encoder is made once here instead. It skips the check for
+# circular values (a cycle ends in RecursionError), so any error falls back to _canonical,
+# for the error json.dumps gives. tests/test_serde.py checks the bytes are json.dumps' own.
+_canonical: Callable[[Any], str] = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), allow_nan=False
+).encode
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_json_chunks: Any = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        False,
+    )
+)
+
+
+def _json_text(value: object) -> str:
+    """The canonical JSON text of ``value`` (sorted keys, no spaces, no NaN): json.dumps'."""
+    if _json_chunks is not None:
+        try:
+            return "".join(_json_chunks(value, 0))
+        except Exception:
+            pass
+    return _canonical(value)
+
+
+# A JSON scanner with json.loads' defaults (no hooks), called without json.loads' wrapping.
+_decoder: Any = json.JSONDecoder()
+_scan_json: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once
+
+
 class JsonSerde:
     """JSON text as UTF-8 bytes. Keys are sorted, so equal values store equal bytes.
 
@@ -87,6 +130,11 @@ class JsonSerde:
     """
 
     def encode(self, value: Any) -> bytes:
+        if _json_chunks is not None:
+            try:
+                return "".join(_json_chunks(value, 0)).encode("utf-8")
+            except Exception:
+                pass  # json.dumps gives the error (or the answer, for a cycle: its error)
         try:
             text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -98,6 +146,17 @@ class JsonSerde:
         return text.encode("utf-8")
 
     def decode(self, stored: Any) -> Any:
+        if type(stored) is bytes:
+            # json.loads without its wrapping, for what encode writes: strict UTF-8, no BOM, no
+            # whitespace around. Anything else (or failing) goes to json.loads, for its answer
+            # or its error.
+            try:
+                text = stored.decode("utf-8")
+                found, end = _scan_json(text, 0)
+                if end == len(text):
+                    return found
+            except Exception:
+                pass
         if not isinstance(stored, (bytes, bytearray, str)):
             raise ValueDecodingError(f"JsonSerde expects stored bytes, got a {_type_name(stored)}")
         try:
