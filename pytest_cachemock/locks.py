@@ -7,23 +7,25 @@ with the lock and the timeout in the message, never a bare ``False`` to forget t
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     import filelock
 
 from .errors import FileLockTimeoutError, LockTimeoutError
+from .errors import SystemError as CacheSystemError
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows has no flock
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["file_lock", "flock", "make_file_lock", "thread_lock"]
+__all__ = ["file_lock", "flock", "make_file_lock", "range_lock", "thread_lock"]
 
 
 def _check(timeout: float | None, blocking: bool) -> None:
@@ -119,3 +121,78 @@ def flock(fd: int, how: int, timeout: float, what: object, why: str) -> None:
             if time.monotonic() >= deadline:
                 raise FileLockTimeoutError(what, timeout, why) from None
         pause = min(pause * 2, 0.01)
+
+
+# -- locks between processes: one byte of one file per store, per key ----------------------------
+
+_lock_fds: dict[str, int] = {}
+_lock_fds_guard = threading.Lock()
+
+
+def _open_lock_file(path: str, stale: int | None) -> int:
+    """The descriptor of the lock file at ``path``, opened once per process (and again when
+    the file it had was removed). A stale descriptor is left open, never closed: another
+    thread may still release a byte of it, and a closed number could be reused by any file.
+    """
+    with _lock_fds_guard:
+        fd = _lock_fds.get(path)
+        if fd is None or fd == stale:
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            try:
+                # O_NOFOLLOW: a symlink planted at the lock's path is refused, never followed
+                # (following it would create its target), as the stores refuse them.
+                fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP or os.path.islink(path):
+                    raise CacheSystemError(
+                        f"the memoizer's key lock file {path!r} is a symlink; refusing to "
+                        "follow it. Remove it (the lock file is made again as a plain file)"
+                    ) from exc
+                raise
+            _lock_fds[path] = fd
+        return fd
+
+
+def range_lock(path: str, timeout: float, key: str) -> Callable[[], None]:
+    """Lock one byte of the file ``path``, at an offset taken from ``key``; returns the
+    function that releases it.
+
+    POSIX record locks belong to the process: threads of one process do not exclude each
+    other (the caller's single flight does that), any thread may release, and the file
+    descriptor is never closed (closing it would drop every lock the process holds on it).
+    Waits up to ``timeout`` seconds, polling, then raises FileLockTimeoutError. POSIX only.
+    """
+    assert fcntl is not None
+    fd = _lock_fds.get(path)
+    if fd is None:
+        fd = _open_lock_file(path, None)
+    # Keys end in hex digits of a digest: 40 bits of them spread keys over the file.
+    offset = int(key[-10:], 16) if len(key) >= 10 else 0
+    deadline = None
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+            if os.fstat(fd).st_nlink:
+                break
+            # The file was removed (its directory deleted and made again, say): a lock on
+            # it excludes nobody. Take the same byte of the file now at ``path``.
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+            fd = _open_lock_file(path, fd)
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + timeout
+        if now >= deadline:
+            raise FileLockTimeoutError(f"{path}@{offset}", timeout, "another process holds it")
+        time.sleep(min(delay, deadline - now))
+        delay = min(delay * 2, 0.02)
+
+    def release() -> None:
+        with contextlib.suppress(OSError):
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+
+    return release
