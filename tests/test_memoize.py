@@ -23,6 +23,7 @@ from pytest_cachemock import (
     Backend,
     CacheError,
     FileBackend,
+    JsonSerde,
     KeyEncodingError,
     LogBackend,
     Memoizer,
@@ -34,6 +35,7 @@ from pytest_cachemock import (
     UserError,
     ValueDecodingError,
     ValueEncodingError,
+    cache_stats,
     discovery,
 )
 
@@ -1016,7 +1018,7 @@ def canonical_reference(value: object) -> str:
 
 
 def test_fast_argument_text_is_the_general_encoding_byte_for_byte() -> None:
-    from pytest_cachemock import memoize as m
+    from pytest_cachemock import _keys as m
 
     def f(b: object, a: object, c: object = None, naïve: object = 7) -> None:
         return None
@@ -1051,7 +1053,7 @@ def test_fast_argument_text_is_the_general_encoding_byte_for_byte() -> None:
 
 
 def test_keys_from_the_fast_path_are_those_of_key_for(tmp_path: Path) -> None:
-    from pytest_cachemock import memoize as m
+    from pytest_cachemock import _keys as m
 
     backend = MemoryBackend()
     memo = Memoizer(kind="fastkeys", backend=backend)
@@ -1083,7 +1085,7 @@ def test_keys_from_the_fast_path_are_those_of_key_for(tmp_path: Path) -> None:
 
 
 def test_record_json_and_decoding_fast_paths_match_json() -> None:
-    from pytest_cachemock import memoize as m
+    from pytest_cachemock import _keys as m
 
     memo = Memoizer()
     records: list[object] = [
@@ -1092,7 +1094,7 @@ def test_record_json_and_decoding_fast_paths_match_json() -> None:
         if not (isinstance(v, float) and (v != v or abs(v) == float("inf")))
     ]
     for record in records:
-        stored = m._json_of(record).encode("utf-8")
+        stored = JsonSerde().encode(record)
         assert stored == canonical_reference(record).encode("utf-8")
         assert memo._decode_record("k", stored) == json.loads(stored)
     # What the fast decoder does not take goes to JsonSerde, with json.loads' answer.
@@ -1173,7 +1175,7 @@ def test_a_backend_with_a_sidecar_path_gets_the_key_lock_between_processes(
     memo = Memoizer(kind="sidecar", backend=Shared())
     assert memo.memoize(lambda n: n + 1)(1) == 2
     assert (tmp_path / "store.memoize.lock").exists()  # the lock file it took a byte of
-    assert Memoizer(backend=MemoryBackend())._lock_path == ""  # nothing next to a memory store
+    assert Memoizer(backend=MemoryBackend())._route.lock_path == ""  # nothing next to memory
 
 
 def test_strings_that_json_escapes_alike_get_different_keys() -> None:
@@ -1195,7 +1197,7 @@ def test_strings_that_json_escapes_alike_get_different_keys() -> None:
     assert memo.key_for(length, {pair: 1}) != memo.key_for(length, {emoji: 1})
     assert memo.key_for(length, Path(pair)) != memo.key_for(length, Path(emoji))
     # Ordinary strings keep the keys they had: the digest of the plain canonical text.
-    from pytest_cachemock import memoize as m
+    from pytest_cachemock import _keys as m
 
     for text in ("A1", emoji, "ключ", ""):
         scope = memo._scope_id
@@ -1238,3 +1240,75 @@ def test_functions_sharing_a_qualified_name_do_not_share_entries(tmp_path: Path)
     assert (one(1), other(1)) == (101, 101)
     with pytest.raises(UserError, match="name must be"):
         memo.memoize(name="")
+
+
+@pytest.mark.parametrize("store", ["memory", "bounded-memory", "file", "log", "sqlite"])
+def test_a_miss_counts_once_in_each_layer(tmp_path: Path, store: str) -> None:
+    # One call that misses and computes: the memoizer counts 1 miss and 1 put, and so does
+    # its backend; the look again under the key's lock (another process may have stored
+    # it meanwhile) reads with peek, which counts nowhere. Then a hit: front or backend.
+    name = f"layers-{store}"
+    backend: Backend[Any]
+    if store == "memory":
+        backend = MemoryBackend(name=name)
+    elif store == "bounded-memory":
+        backend = MemoryBackend(max_entries=10, name=name)  # no front: every hit reads it
+    elif store == "file":
+        backend = FileBackend(tmp_path / "files", name=name)
+    elif store == "log":
+        backend = LogBackend(tmp_path / "memo.log", name=name)
+    else:
+        backend = SqliteBackend(tmp_path / "memo.db", name=name)
+    memo = Memoizer(kind=f"layers_{store.replace('-', '_')}", backend=backend)
+    calls = Counter()
+
+    @memo.memoize
+    def double(n: int) -> int:
+        calls(n)
+        return 2 * n
+
+    assert double(3) == 6
+    memo.flush()
+    zero = {"hit": 0, "miss": 0, "put": 0, "exception": 0}
+    assert cache_stats.snapshot()[memo.name] == {**zero, "miss": 1, "put": 1}
+    assert cache_stats.snapshot()[name] == {**zero, "miss": 1, "put": 1}
+    assert double(3) == 6
+    assert calls.calls == [(3,)]
+    assert cache_stats.snapshot()[memo.name] == {**zero, "hit": 1, "miss": 1, "put": 1}
+    front_hit = store != "bounded-memory"
+    assert cache_stats.snapshot()[name] == {
+        **zero,
+        "hit": 0 if front_hit else 1,
+        "miss": 1,
+        "put": 1,
+    }
+
+
+def test_an_override_runs_the_steps_of_the_real_backend() -> None:
+    # The calls that reach a backend run the same code whether it is the memoizer's own or
+    # an override's (the plugin's mock): the same entries, and the same counts in each layer,
+    # first writer wins included. (The real one here keeps limits, so it has no front.)
+    def run(use_override: bool) -> tuple[dict[str, Any], dict[str, int], dict[str, int]]:
+        cache_stats.reset()
+        real = MemoryBackend(max_entries=100, name="steps-real")
+        other = MemoryBackend(name="steps-other")
+        memo = Memoizer(kind="steps", backend=real, deterministic=True)
+        if use_override:
+            memo.backend_override_cls = lambda: other  # type: ignore[misc]
+        results = iter(range(100))
+        memoized = memo.memoize(name="steps.f")(lambda n: [n, next(results)])
+        recorded = memo.record(name="steps.f")(lambda n: [n, next(results)])
+        out = [memoized(1), memoized(1), recorded(1), recorded(2), memoized(2), memoized(3)]
+        assert out == [[1, 0], [1, 0], [1, 0], [2, 2], [2, 2], [3, 3]]
+        backend = other if use_override else real
+        counts = cache_stats.snapshot()
+        return dict(backend.items()), counts["steps"], counts[backend.name]
+
+    real_entries, real_memo, real_backend = run(False)
+    mock_entries, mock_memo, mock_backend = run(True)
+    assert mock_entries == real_entries
+    assert len(real_entries) == 3
+    assert mock_memo == real_memo == {"hit": 2, "miss": 4, "put": 3, "exception": 0}
+    # Misses: memoized(1) and memoized(3); hits: memoized(1) and (2), and the add that
+    # recorded(1) lost to the first writer (whose entry it then read uncounted, with peek).
+    assert mock_backend == real_backend == {"hit": 3, "miss": 2, "put": 3, "exception": 0}

@@ -34,7 +34,7 @@ from _helpers import (
 from _helpers import finish as finish_child
 
 import pytest_cachemock.memoize as memoize_module
-from pytest_cachemock import LogBackend, Memoizer, ReplayMissError, SqliteBackend
+from pytest_cachemock import LogBackend, Memoizer, ReplayMissError, SqliteBackend, _route
 from pytest_cachemock.backends import Backend
 
 pytestmark = pytest.mark.usefixtures("fresh_stats")
@@ -136,7 +136,7 @@ def test_first_call_misses_and_stores_the_second_hits(tmp_path: Path, store: Sto
     # The per-key lock between processes is a byte-range lock in a file next to the
     # backend's; nothing else is made (but SQLite's own -wal and -shm).
     lock_file = Path(f"{path}.memoize.lock")
-    assert memoize_module._range_lock_path(backend) == str(lock_file)
+    assert _route._range_lock_path(backend) == str(lock_file)
     assert lock_file.is_file()
     names = sorted(p.name for p in tmp_path.iterdir())
     if store.side_files:
@@ -212,8 +212,8 @@ def test_no_writer_thread_and_flush_returns_at_once(tmp_path: Path, store: Store
     writer = memoize_module._writer
     thread_before = writer._thread
     memo = Memoizer(kind=kind, backend=store.make(path))
-    assert memo._write_behind is False
-    assert memo._range_lock is True
+    assert memo._route.write_behind is False
+    assert bool(memo._route.lock_path) is True
 
     @memo.memoize
     def double(x: int) -> int:
