@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ._keys import _MEMOIZE, _MISSING, _RECORD, _REPLAY, _call_repr, _Fn
+from ._keys import _FAST_TYPES, _MEMOIZE, _MISSING, _RECORD, _REPLAY, _call_repr, _fast_key, _Fn
 from ._route import _Held, _Route
 from .errors import ReplayMissError
 
@@ -155,6 +156,68 @@ def _replay_miss(memo: Memoizer, spec: _Fn, args: Args, kwargs: Kwargs) -> None:
         "first (memo.record, or memoize without strict) and dump it, or load a dump "
         "that holds it"
     )
+
+
+# -- the wrappers ------------------------------------------------------------------------------
+
+
+def make_sync(memo: Memoizer, spec: _Fn) -> Callable[..., Any]:
+    """The wrapper of a sync function: the warm-hit path (the front), else ``slow_sync``."""
+    front = spec.front
+    hit = memo._counters.hit
+    route = memo._route
+    override = memo._override_route
+    # With a callable context every call needs the context, so the front is keyed on it.
+    fast_front = spec.use_front and memo._context_fn is None
+    fast_types = _FAST_TYPES
+    missing = _MISSING
+    factory_of: Any = memo  # see Memoizer._factory()
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        factory = factory_of.backend_override_cls
+        if factory is None:
+            # _fast_key, inlined: this is the warm-hit path.
+            if kwargs:
+                fk = _fast_key(args, kwargs)
+            else:
+                fk = args
+                for a in args:
+                    if type(a) not in fast_types:
+                        fk = None
+                        break
+            if fast_front and fk is not None:
+                value = front.get(fk, missing)
+                if value is not missing:
+                    next(hit)
+                    return value
+            return slow_sync(route, spec, args, kwargs, fk)
+        return slow_sync(override(factory), spec, args, kwargs, None)
+
+    return call
+
+
+def make_async(memo: Memoizer, spec: _Fn) -> Callable[..., Awaitable[Any]]:
+    """The wrapper of a coroutine function: the front, else ``slow_async``."""
+    front = spec.front
+    hit = memo._counters.hit
+    route = memo._route
+    override = memo._override_route
+    fast_front = spec.use_front and memo._context_fn is None
+    factory_of: Any = memo  # see Memoizer._factory()
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        factory = factory_of.backend_override_cls
+        if factory is None:
+            fk = _fast_key(args, kwargs)
+            if fast_front and fk is not None:
+                value = front.get(fk, _MISSING)
+                if value is not _MISSING:
+                    next(hit)
+                    return value
+            return await slow_async(route, spec, args, kwargs, fk)
+        return await slow_async(override(factory), spec, args, kwargs, None)
+
+    return call
 
 
 # -- threads -------------------------------------------------------------------------------------

@@ -22,16 +22,15 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, ClassVar, Optional, TypeVar, Union, cast, overload
 
 from typing_extensions import ParamSpec
 
 from . import _dump, discovery
 from ._dump import DUMP_FORMAT, DUMP_FORMAT_VERSION
-from ._flight import _Flight, slow_async, slow_sync
+from ._flight import _Flight, make_async, make_sync
 from ._keys import (
-    _FAST_TYPES,
     _MEMOIZE,
     _MISSING,
     _RECORD,
@@ -41,7 +40,6 @@ from ._keys import (
     _encode,
     _encoding_error,
     _entry_key,
-    _fast_key,
     _Fn,
     _qualified,
     _text,
@@ -369,66 +367,11 @@ class Memoizer:
         with self._lock:
             self._fns.append(spec)
         wrapper = (
-            self._make_async(spec) if inspect.iscoroutinefunction(fn) else self._make_sync(spec)
+            make_async(self, spec) if inspect.iscoroutinefunction(fn) else make_sync(self, spec)
         )
         functools.update_wrapper(wrapper, fn)
         setattr(wrapper, _SPEC_ATTR, spec)
         return cast(Callable[P, R], wrapper)
-
-    def _make_sync(self, spec: _Fn) -> Callable[..., Any]:
-        front = spec.front
-        hit = self._counters.hit
-        route = self._route
-        override = self._override_route
-        # With a callable context every call needs the context, so the front is keyed on it.
-        fast_front = spec.use_front and self._context_fn is None
-        fast_types = _FAST_TYPES
-        missing = _MISSING
-        memo: Any = self  # see _factory()
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            factory = memo.backend_override_cls
-            if factory is None:
-                # _fast_key, inlined: this is the warm-hit path.
-                if kwargs:
-                    fk = _fast_key(args, kwargs)
-                else:
-                    fk = args
-                    for a in args:
-                        if type(a) not in fast_types:
-                            fk = None
-                            break
-                if fast_front and fk is not None:
-                    value = front.get(fk, missing)
-                    if value is not missing:
-                        next(hit)
-                        return value
-                return slow_sync(route, spec, args, kwargs, fk)
-            return slow_sync(override(factory), spec, args, kwargs, None)
-
-        return call
-
-    def _make_async(self, spec: _Fn) -> Callable[..., Awaitable[Any]]:
-        front = spec.front
-        hit = self._counters.hit
-        route = self._route
-        override = self._override_route
-        fast_front = spec.use_front and self._context_fn is None
-        memo: Any = self  # see _factory()
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            factory = memo.backend_override_cls
-            if factory is None:
-                fk = _fast_key(args, kwargs)
-                if fast_front and fk is not None:
-                    value = front.get(fk, _MISSING)
-                    if value is not _MISSING:
-                        next(hit)
-                        return value
-                return await slow_async(route, spec, args, kwargs, fk)
-            return await slow_async(override(factory), spec, args, kwargs, None)
-
-        return call
 
     def _prepare(
         self, spec: _Fn, args: tuple[Any, ...], kwargs: dict[str, Any], fk: object, real: bool
