@@ -479,3 +479,49 @@ def test_backend_lock_timeout_must_be_a_number(tmp_path: Path, value: Any) -> No
 
 
 FILE = FileKind()
+
+
+# -- range_lock: one byte of a file per key, between processes --------------------------------
+
+_HOLD_RANGE_LOCK = """
+import sys
+from pytest_cachemock.locks import range_lock
+release = range_lock(sys.argv[1], 5.0, sys.argv[2])
+print("locked", flush=True)
+sys.stdin.readline()
+release()
+print("released", flush=True)
+"""
+
+KEY_A = "memo/0123456789abcdef/" + "0" * 22 + "aaaaaaaaaa"
+KEY_B = "memo/0123456789abcdef/" + "0" * 22 + "bbbbbbbbbb"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX record locks")
+def test_range_lock_excludes_another_process_per_key(tmp_path: Path) -> None:
+    from pytest_cachemock.locks import range_lock
+
+    path = str(tmp_path / ".memoize.lock")
+    holder = process_holder(_HOLD_RANGE_LOCK, path, KEY_A)
+    with holder as held:
+        # The same key's byte: a bounded wait, then the typed error naming file and offset.
+        with pytest.raises(FileLockTimeoutError, match=f"within {SHORT_TIMEOUT:g} s") as info:
+            range_lock(path, SHORT_TIMEOUT, KEY_A)
+        assert f"{path}@{int(KEY_A[-10:], 16)}" in str(info.value)
+        # Another key's byte is free.
+        range_lock(path, SHORT_TIMEOUT, KEY_B)()
+        held.release()
+        # Released by its holder: taken at once.
+        range_lock(path, SHORT_TIMEOUT, KEY_A)()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX record locks")
+def test_range_lock_refuses_a_symlink(tmp_path: Path) -> None:
+    from pytest_cachemock.locks import range_lock
+
+    path = tmp_path / "planted.lock"
+    os.symlink(tmp_path / "target", path)
+    with pytest.raises(SystemError, match="is a symlink; refusing to follow it"):
+        range_lock(str(path), SHORT_TIMEOUT, KEY_A)
+    assert not (tmp_path / "target").exists()
