@@ -3,7 +3,9 @@
 A :class:`MockBackend` is bound to one cache kind. It stores exactly what the cache controller
 hands it (the encoded value) in the current store, counts puts, hits, misses and errors
 (injected, or a call refused as every backend refuses it: a key that is not a str, a None to
-store) there, and counts into the library-wide ``cache_stats`` as any backend does.
+store) there, and counts into the library-wide ``cache_stats`` as any backend does: its
+public get/put/add are :class:`~pytest_cachemock.backends.base.Backend`'s, over its own
+``_get``/``_put``/``_add``.
 
 Stores are per isolation mode. Only ``thread`` exists today: each thread sees its own entries
 and counters, as in the seed. Other modes plug in behind the small :class:`Store` interface.
@@ -15,7 +17,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Callable, Protocol
 
-from .backends.base import Backend, key_error, refusal
+from .backends.base import Backend, key_error
+from .errors import UserError
 
 __all__ = ["Fault", "KindRecord", "MockBackend", "Store", "ThreadStore", "current_store"]
 
@@ -67,28 +70,31 @@ class Store(Protocol):
         ...
 
 
-class _Local(threading.local):
-    def __init__(self) -> None:
-        self.records: dict[str, KindRecord] = {}
-
-
 class ThreadStore:
-    """Isolation mode ``thread``: each thread has its own records."""
+    """Isolation mode ``thread``: each thread has its own records.
+
+    They are ``local.records``, a dict set on a thread's first use. ``local`` is a plain
+    ``threading.local``: reading an attribute of a subclass of it costs more on every call.
+    """
 
     isolation = "thread"
 
     def __init__(self) -> None:
-        self.local = _Local()
+        self.local = threading.local()
 
     def record(self, kind: str) -> KindRecord:
-        records = self.local.records
+        records = self.records()
         found = records.get(kind)
         if found is None:
             found = records[kind] = KindRecord(kind)
         return found
 
     def records(self) -> dict[str, KindRecord]:
-        return self.local.records
+        try:
+            found: dict[str, KindRecord] = self.local.records
+        except AttributeError:  # this thread's first use
+            found = self.local.records = {}
+        return found
 
     def reset(self) -> None:
         self.local.records = {}
@@ -138,79 +144,74 @@ class MockBackend(Backend[Any]):
     def _record(self) -> KindRecord:
         return self._store.record(self.kind)
 
-    def get(self, key: str) -> Any:
-        if type(key) is not str:
-            raise self._refused(key_error(self, "get", key))
-        record = self._local.records.get(self.kind) or self._record()
+    # The public get/put/add are Backend's: they refuse what every backend refuses (counted
+    # here by _refused), count cache_stats, and count any error raised below as an exception.
+    # These count the outcome in the kind's record of the current store.
+
+    def _get(self, key: str) -> Any:
+        try:
+            record = self._local.records[self.kind]
+        except (KeyError, AttributeError):  # the kind's (or the thread's) first use here
+            record = self._record()
         if record.fault is not None and record.fault.matches("get"):
             self._raise(record, "get", key)
         value = record.entries.get(key)
         if value is None:
             record.misses += 1
-            next(self._counters.miss)  # type: ignore[union-attr]
         else:
             record.hits += 1
-            next(self._counters.hit)  # type: ignore[union-attr]
         return value
 
-    def put(self, key: str, value: Any) -> None:
-        if type(key) is not str or value is None:
-            raise self._refused(refusal(self, "put", key))
-        record = self._local.records.get(self.kind) or self._record()
+    def _put(self, key: str, value: Any) -> None:
+        try:
+            record = self._local.records[self.kind]
+        except (KeyError, AttributeError):  # the kind's (or the thread's) first use here
+            record = self._record()
         if record.fault is not None and record.fault.matches("put"):
             self._raise(record, "put", key)
         record.entries[key] = value
         record.puts += 1
-        next(self._counters.put)  # type: ignore[union-attr]
 
-    def add(self, key: str, value: Any) -> bool:
-        if type(key) is not str or value is None:
-            raise self._refused(refusal(self, "add", key))
-        record = self._local.records.get(self.kind) or self._record()
+    def _add(self, key: str, value: Any) -> bool:
+        try:
+            record = self._local.records[self.kind]
+        except (KeyError, AttributeError):  # the kind's (or the thread's) first use here
+            record = self._record()
         if record.fault is not None and record.fault.matches("put"):
             self._raise(record, "put", key)
         if record.entries.get(key) is not None:
             record.hits += 1
-            next(self._counters.hit)  # type: ignore[union-attr]
             return False
         record.entries[key] = value
         record.puts += 1
-        next(self._counters.put)  # type: ignore[union-attr]
         return True
+
+    def _refused(self, error: UserError) -> UserError:
+        """A call refused as every backend refuses it is an error of the kind, before any fault."""
+        self._record().errors += 1
+        return error
 
     def peek(self, key: str) -> Any:
         if type(key) is not str:
             raise key_error(self, "peek", key)
-        record = self._local.records.get(self.kind)
+        record = self._store.records().get(self.kind)
         return None if record is None else record.entries.get(key)
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """The current store's entries of this kind (a copy: safe to iterate while others write)."""
-        record = self._local.records.get(self.kind)
+        record = self._store.records().get(self.kind)
         return iter(() if record is None else list(record.entries.items()))
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` from the current store's entries of this kind; True when it was there."""
-        record = self._local.records.get(self.kind)
+        record = self._store.records().get(self.kind)
         return record is not None and record.entries.pop(key, None) is not None
 
     def clear(self) -> None:
         """Remove the current store's entries of this kind (its counters stay)."""
-        record = self._local.records.get(self.kind)
+        record = self._store.records().get(self.kind)
         if record is not None:
             record.entries.clear()
-
-    def _get(self, key: str) -> Any:
-        return self.get(key)
-
-    def _put(self, key: str, value: Any) -> None:
-        self.put(key, value)
-
-    def _refused(self, exc: Exception) -> Exception:
-        """Count a call refused as every backend refuses it (an error), before any fault."""
-        self._record().errors += 1
-        next(self._counters.exception)  # type: ignore[union-attr]
-        return exc
 
     def _raise(self, record: KindRecord, op: str, key: str) -> None:
         fault = record.fault
@@ -220,10 +221,12 @@ class MockBackend(Backend[Any]):
             if fault.times <= 0:
                 record.fault = None
         record.errors += 1
-        next(self._counters.exception)  # type: ignore[union-attr]
         exc = fault.exc
         if isinstance(exc, type):
             exc = exc(f"cachemock: injected failure on {op} of kind {self.kind!r}, key {key!r}")
+        if not isinstance(exc, Exception):
+            # Backend counts an Exception in cache_stats as it goes up, not a BaseException.
+            next(self._live_counters().exception)
         raise exc
 
     def __repr__(self) -> str:

@@ -205,7 +205,7 @@ class BareBackend(Backend[Any]):
 @pytest.fixture
 def mock_store() -> Iterator[None]:
     registry = Registry()
-    registry.add("pages", origin="test")
+    registry.add("flagged", origin="test")
     with PatchCaches(registry=registry):
         yield
 
@@ -220,7 +220,7 @@ def make_backend(kind: str, tmp_path: Path) -> Backend[Any]:
     if kind == "sqlite":
         return SqliteBackend(tmp_path / "store.db", lock_timeout=0.5)
     if kind == "mock":
-        return MockBackend("pages")
+        return MockBackend("flagged")
     assert kind == "bare"
     return BareBackend()
 
@@ -356,6 +356,6 @@ def test_peek_reads_without_counting(kind: str, tmp_path: Path) -> None:
         backend.peek(3)  # type: ignore[arg-type]
     assert cache_stats.snapshot() == {}
     if isinstance(backend, MockBackend):
-        assert current_store().record("pages").hits == 0
-        assert current_store().record("pages").misses == 0
-        assert current_store().record("pages").errors == 0
+        assert current_store().record("flagged").hits == 0
+        assert current_store().record("flagged").misses == 0
+        assert current_store().record("flagged").errors == 0

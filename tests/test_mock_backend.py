@@ -6,6 +6,7 @@ backends' messages, counted as errors in the kind's stats and in the library's c
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import pytest
@@ -13,6 +14,7 @@ from _helpers import snap
 from _plugin_app import make_app
 
 from pytest_cachemock import MemoryBackend, MockBackend, PatchCaches, Stats
+from pytest_cachemock.backends import Backend
 from pytest_cachemock.errors import KeyEncodingError, UserError
 from pytest_cachemock.kinds import Registry
 
@@ -21,10 +23,14 @@ class StrKey(str):
     pass
 
 
-def pages() -> PatchCaches:
-    """A PatchCaches that knows the kind ``pages`` (declared without targets)."""
+def pages(kind: str = "pages") -> PatchCaches:
+    """A PatchCaches that knows the kind ``kind`` (declared without targets).
+
+    Tests after the pytester run use another name: its shopapp, once imported, declares a
+    ``pages`` kind of its own.
+    """
     registry = Registry()
-    registry.add("pages", origin="test")
+    registry.add(kind, origin="test")
     return PatchCaches(registry=registry)
 
 
@@ -114,3 +120,71 @@ def test_the_mock_under_the_fixture_is_strict(pytester: pytest.Pytester) -> None
     pytester.makepyfile(test_strict=STRICT)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_the_mock_stores_through_the_backend_methods_every_backend_has() -> None:
+    # get/put/add/peek are Backend's own: the mock implements only _get/_put/_add (and the
+    # refusal hook), so it counts and refuses as every backend does.
+    for method in ("get", "put", "add", "peek"):
+        if method != "peek":
+            assert getattr(MockBackend, method) is getattr(Backend, method), method
+    for method in ("_get", "_put", "_add", "_refused"):
+        assert method in vars(MockBackend), method
+
+
+def test_an_injected_fault_counts_once_in_the_kind_and_once_in_cache_stats(
+    fresh_stats: None,
+) -> None:
+    with pages("notes") as patch:
+        mock = MockBackend("notes")
+        patch.fail("notes", on="both", exc=ConnectionError, times=3)
+        with pytest.raises(ConnectionError, match="injected failure on get of kind 'notes'"):
+            mock.get("k")
+        with pytest.raises(ConnectionError, match="injected failure on put of kind 'notes'"):
+            mock.put("k", b"v")
+        with pytest.raises(ConnectionError, match="injected failure on put of kind 'notes'"):
+            mock.add("k", b"v")  # an add is a put to a fault
+        assert mock.add("k", b"v") is True  # the fault is used up
+        assert mock.get("k") == b"v"
+        assert patch.stats()["notes"] == Stats(puts=1, hits=1, errors=3)
+    assert snap(mock.name) == {"hit": 1, "miss": 0, "put": 1, "exception": 3}
+
+
+class Stop(BaseException):
+    pass
+
+
+def test_a_fault_that_is_not_an_exception_is_counted_once_too(fresh_stats: None) -> None:
+    with pages("notes") as patch:
+        mock = MockBackend("notes")
+        patch.fail("notes", on="get", exc=Stop, times=1)
+        with pytest.raises(Stop):
+            mock.get("k")
+        assert patch.stats()["notes"] == Stats(errors=1)
+    assert snap(mock.name) == {"hit": 0, "miss": 0, "put": 0, "exception": 1}
+
+
+def test_entries_are_listed_deleted_and_cleared_in_this_threads_store(fresh_stats: None) -> None:
+    with pages("notes") as patch:
+        mock = MockBackend("notes")
+        other = MockBackend("other")
+        mock.put("a", b"1")
+        mock.put("b", b"2")
+        other.put("a", b"theirs")
+        seen: list[object] = []
+        thread = threading.Thread(
+            target=lambda: seen.append((list(mock.items()), mock.peek("a"), mock.delete("a")))
+        )
+        thread.start()
+        thread.join()
+        assert seen == [([], None, False)]  # another thread has its own store
+        assert sorted(mock.items()) == [("a", b"1"), ("b", b"2")]
+        assert mock.peek("a") == b"1"
+        assert mock.delete("a") is True
+        assert mock.delete("a") is False
+        mock.clear()
+        assert list(mock.items()) == []
+        assert dict(other.items()) == {"a": b"theirs"}
+        assert dict(patch.entries("notes")) == {}
+        assert patch.stats()["notes"] == Stats(puts=2)  # listing, peeking, deleting: no counts
+    assert snap(mock.name) == {"hit": 0, "miss": 0, "put": 2, "exception": 0}

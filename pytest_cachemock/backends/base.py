@@ -17,6 +17,13 @@ ask the flag instead of probing for methods or testing the class:
 
 The base class defines every such method; where the flag is False it raises a UserError
 naming the backend class and what it cannot do.
+
+What the public methods count in ``cache_stats`` (one operation, one count): a ``get`` is a
+hit or a miss; a ``put`` is a put; an ``add`` is a put when it stored, a hit when an entry was
+there; a call refused before the store (a key that is not a str, a None to store) and any
+error of the store are an exception; ``peek`` counts nothing. A subclass that keeps counts
+of its own (MockBackend) counts outcomes in its ``_get``/``_put``/``_add`` and refusals in
+:meth:`Backend._refused`.
 """
 
 from __future__ import annotations
@@ -94,7 +101,7 @@ class Backend(ABC, Generic[T]):
         counters = self._counters or self._live_counters()
         try:
             if type(key) is not str:
-                raise key_error(self, "get", key)
+                raise self._refused(key_error(self, "get", key))
             value = self._get(key)
         except Exception:
             next(counters.exception)
@@ -107,7 +114,7 @@ class Backend(ABC, Generic[T]):
         counters = self._counters or self._live_counters()
         try:
             if type(key) is not str or value is None:
-                raise refusal(self, "put", key)
+                raise self._refused(refusal(self, "put", key))
             self._put(key, value)
         except Exception:
             next(counters.exception)
@@ -122,13 +129,23 @@ class Backend(ABC, Generic[T]):
         counters = self._counters or self._live_counters()
         try:
             if type(key) is not str or value is None:
-                raise refusal(self, "add", key)
+                raise self._refused(refusal(self, "add", key))
             added = self._add(key, value)
         except Exception:
             next(counters.exception)
             raise
         next(counters.put if added else counters.hit)
         return added
+
+    def _refused(self, error: UserError) -> UserError:
+        """Called with the error of a call refused before it reaches the store (a key that is
+        not a str, a None to store), which the caller then raises and counts as an exception.
+
+        Returns ``error``. A subclass that keeps counts of its own overrides it to count the
+        refusal there (MockBackend counts it in its kind's errors). Off the hot path: only
+        refused calls get here.
+        """
+        return error
 
     def peek(self, key: str) -> T | None:
         """The stored value of ``key``, or None, counted nowhere (no hit, no miss).
