@@ -32,22 +32,20 @@ __all__ = [
     "Spots",
     "Switch",
     "Target",
-    "load",
-    "parse_kind_line",
-    "resolve",
+    "Undo",
 ]
 
 _MISSING = object()
-PROFILES: dict[str, str] = {"torch": "pytest_cachemock.integrations.torch:register_kinds"}
+_PROFILES: dict[str, str] = {"torch": "pytest_cachemock.integrations.torch:register_kinds"}
 # Profile -> the module whose presence in sys.modules makes the default registry load it
 # (the drop-in path: a PyTorch-style test that never configured the profile).
-AUTOLOAD: dict[str, str] = {"torch": "torch._inductor"}
+_AUTOLOAD: dict[str, str] = {"torch": "torch._inductor"}
 
 
 # -- resolving "package.module:Name.attr" ------------------------------------------------------
 
 
-def resolve(ref: str, origin: str) -> tuple[Any, str | None, Any]:
+def _resolve(ref: str, origin: str) -> tuple[Any, str | None, Any]:
     """Resolve ``module:Qual.name`` to (parent, last attribute name, value).
 
     For a bare ``module:Name`` the parent is the module. The last attribute may be missing
@@ -88,7 +86,7 @@ def _own(obj: Any, attr: str) -> Any:
 
 # How to put one thing back: a saved spot (object, name, old value or _MISSING, the value
 # written), which is the common and cheapest case, or a callable for anything else. The object
-# of a spot is an attribute's owner, or a Spots for values kept elsewhere (ENVIRON for the
+# of a spot is an attribute's owner, or a Spots for values kept elsewhere (_ENVIRON for the
 # environment). Saved spots can be read again afterwards, which is how the plugin finds a mock
 # that a test's monkeypatch put back after the plugin left.
 Undo = Union[Callable[[], None], tuple[Any, str, Any, Any]]
@@ -140,7 +138,7 @@ class _Environ(Spots):
         return "os.environ"
 
 
-ENVIRON: Any = _Environ()
+_ENVIRON: Any = _Environ()
 
 
 def _set(obj: Any, attr: str, value: Any) -> Undo:
@@ -149,14 +147,14 @@ def _set(obj: Any, attr: str, value: Any) -> Undo:
     return (obj, attr, old, value)
 
 
-def read(obj: Any, attr: str) -> Any:
+def _read(obj: Any, attr: str) -> Any:
     """What the spot ``obj.attr`` (or ``attr`` of a Spots) holds, or _MISSING."""
     if isinstance(obj, Spots):
         return obj.read(attr)
     return _own(obj, attr)
 
 
-def write(obj: Any, attr: str, value: Any) -> None:
+def _write(obj: Any, attr: str, value: Any) -> None:
     """Put ``value`` at the spot; _MISSING deletes the attribute (or unsets the name)."""
     if isinstance(obj, Spots):
         obj.write(attr, value)
@@ -168,21 +166,21 @@ def write(obj: Any, attr: str, value: Any) -> None:
         delattr(obj, attr)
 
 
-def same(obj: Any, now: Any, value: Any) -> bool:
+def _same(obj: Any, now: Any, value: Any) -> bool:
     """Whether a spot of ``obj`` holding ``now`` holds ``value``."""
     if isinstance(obj, Spots):
         return obj.same(now, value)
     return now is value
 
 
-def ours(obj: Any, now: Any, written: list[Any]) -> bool:
+def _ours(obj: Any, now: Any, written: list[Any]) -> bool:
     """Whether a spot of ``obj`` holding ``now`` holds what a PatchCaches wrote there."""
     if isinstance(obj, Spots):
         return obj.ours(now, written)
     return any(now is value for value in written)
 
 
-def restore(undo: Undo) -> None:
+def _restore(undo: Undo) -> None:
     """Put back what ``undo`` describes."""
     if callable(undo):
         undo()
@@ -191,23 +189,23 @@ def restore(undo: Undo) -> None:
     if old is not _MISSING and not isinstance(obj, Spots):  # the common case, inline
         setattr(obj, attr, old)
         return
-    write(obj, attr, old)
+    _write(obj, attr, old)
 
 
-MockMaker = Callable[[str], Any]
+_MockMaker = Callable[[str], Any]
 
 
 class Target:
     """Where a backend is chosen; ``install(kind)`` puts a mock there and returns the undo."""
 
-    def __init__(self, obj: Any, attr: str, make: MockMaker, origin: str) -> None:
+    def __init__(self, obj: Any, attr: str, make: _MockMaker, origin: str) -> None:
         self.obj = obj
         self.attr = attr
         self.make = make
         self.origin = origin
 
     @classmethod
-    def override(cls, obj: Any, origin: str, make: MockMaker | None = None) -> Target:
+    def override(cls, obj: Any, origin: str, make: _MockMaker | None = None) -> Target:
         """A target that is an object with ``backend_override_cls`` (a class or an instance)."""
         return cls(obj, "backend_override_cls", make or MockBackend.with_name, origin)
 
@@ -243,7 +241,7 @@ def _nothing() -> None:
     pass
 
 
-class DiscoveredTarget(Target):
+class _DiscoveredTarget(Target):
     """A target found by discovery. Held weakly, so that the merged kinds a registry keeps
     do not keep alive a class (a test module's, say) that would otherwise go away."""
 
@@ -292,7 +290,7 @@ class Switch(ABC):
         """Turn the flag on or off; return how to put it back."""
 
     def spot(self) -> tuple[Any, str] | None:
-        """Where the flag lives: (object, attribute), or (a Spots, name) (ENVIRON for a variable).
+        """Where the flag lives: (object, attribute), or (a Spots, name) (_ENVIRON for a variable).
 
         A switch with a spot is read back after a test, so a monkeypatch that restored the
         plugin's value after the plugin left is undone; one without (None) is not checked.
@@ -338,12 +336,12 @@ class EnvSwitch(Switch):
         old = os.environ.get(self.name, _MISSING)
         if on:
             os.environ[self.name] = "1"
-            return (ENVIRON, self.name, old, "1")
+            return (_ENVIRON, self.name, old, "1")
         os.environ.pop(self.name, None)
-        return (ENVIRON, self.name, old, _MISSING)
+        return (_ENVIRON, self.name, old, _MISSING)
 
     def spot(self) -> tuple[Any, str] | None:
-        return (ENVIRON, self.name)
+        return (_ENVIRON, self.name)
 
     def __repr__(self) -> str:
         return f"<Switch env:{self.name}>"
@@ -351,8 +349,8 @@ class EnvSwitch(Switch):
 
 # -- kinds and the registry ----------------------------------------------------------------------
 
-TargetSpec = Union[str, Target, Any]
-SwitchSpec = Union[str, Switch]
+_TargetSpec = Union[str, Target, Any]
+_SwitchSpec = Union[str, Switch]
 
 
 class CacheKind:
@@ -372,11 +370,11 @@ class CacheKind:
         return f"<CacheKind {self.name!r} targets={self.targets} switches={self.switches}>"
 
 
-def make_target(spec: TargetSpec, origin: str) -> Target:
+def _make_target(spec: _TargetSpec, origin: str) -> Target:
     if isinstance(spec, Target):
         return spec
     if isinstance(spec, str):
-        parent, attr, value = resolve(spec, origin)
+        parent, attr, value = _resolve(spec, origin)
         if value is _MISSING:
             raise KindConfigError(f"{origin}: {spec!r} does not exist")
         if hasattr(value, "backend_override_cls"):
@@ -396,13 +394,13 @@ def make_target(spec: TargetSpec, origin: str) -> Target:
     )
 
 
-def make_switch(spec: SwitchSpec | tuple[Any, str], origin: str) -> Switch:
+def _make_switch(spec: _SwitchSpec | tuple[Any, str], origin: str) -> Switch:
     if isinstance(spec, Switch):
         return spec
     if isinstance(spec, str):
         if spec.startswith("env:"):
             return EnvSwitch(spec[4:], origin)
-        parent, attr, value = resolve(spec, origin)
+        parent, attr, value = _resolve(spec, origin)
         if value is _MISSING:
             raise KindConfigError(f"{origin}: switch {spec!r} does not exist")
         assert attr is not None
@@ -446,8 +444,8 @@ class Registry:
         self,
         name: str,
         *,
-        targets: Iterable[TargetSpec] = (),
-        switches: Iterable[SwitchSpec | tuple[Any, str]] = (),
+        targets: Iterable[_TargetSpec] = (),
+        switches: Iterable[_SwitchSpec | tuple[Any, str]] = (),
         origin: str | None = None,
     ) -> CacheKind:
         """Declare kind ``name`` with its targets and switches (resolved now)."""
@@ -462,8 +460,8 @@ class Registry:
             )
         kind = CacheKind(
             name,
-            [make_target(t, origin) for t in targets],
-            [make_switch(s, origin) for s in switches],
+            [_make_target(t, origin) for t in targets],
+            [_make_switch(s, origin) for s in switches],
             origin,
         )
         self._declared[name] = kind
@@ -471,26 +469,25 @@ class Registry:
         return kind
 
     def add_line(self, line: str, origin: str) -> CacheKind | None:
-        parsed = parse_kind_line(line, origin)
+        parsed = _parse_kind_line(line, origin)
         if parsed is None:
             return None
         name, targets, switches = parsed
         return self.add(name, targets=targets, switches=switches, origin=origin)
 
     def load_profile(self, name: str, origin: str) -> None:
-        ref = PROFILES.get(name)
+        ref = _PROFILES.get(name)
         if ref is None:
-            raise KindConfigError(
-                f"{origin}: unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
-            )
+            known = ", ".join(sorted(_PROFILES))
+            raise KindConfigError(f"{origin}: unknown profile {name!r}; known profiles: {known}")
         self._profiles.add(name)
         module_name, _, func = ref.partition(":")
         register = getattr(importlib.import_module(module_name), func)
         register(self, origin=origin)
 
     def autoload(self) -> None:
-        """Load each built-in profile whose library is already imported, once (see AUTOLOAD)."""
-        for name, module in AUTOLOAD.items():
+        """Load each built-in profile whose library is already imported, once (see _AUTOLOAD)."""
+        for name, module in _AUTOLOAD.items():
             if name not in self._profiles and module in sys.modules:
                 self.load_profile(name, f"PatchCaches, as {module} is imported")
 
@@ -515,7 +512,7 @@ class Registry:
                         f"cache kind {kind_name!r} is declared by {existing.origin} and also by "
                         f"{origin}; rename one of them"
                     )
-                existing.targets.append(DiscoveredTarget(target, origin))
+                existing.targets.append(_DiscoveredTarget(target, origin))
             self._merged = merged
             self._merged_at = version
         return merged
@@ -529,7 +526,7 @@ class Registry:
         self._profiles.clear()
 
 
-def load(
+def _load(
     registry: Registry,
     *,
     lines: Iterable[str] = (),
@@ -558,7 +555,7 @@ def load(
     return registry
 
 
-def parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:
+def _parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:
     """Parse one ``cachemock_kinds`` line: ``name target=REF ... switch=REF ...``.
 
     REF is ``package.module:Name`` or ``package.module:Name.attr``; a switch may also be

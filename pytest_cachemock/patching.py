@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from . import _state, counters
 from ._report import render_report
 from .errors import KindConfigError, UnknownKindUsageError, _unknown_kind
-from .kinds import CacheKind, Registry, Switch, Target, Undo, ours, read, restore, same, write
+from .kinds import CacheKind, Registry, Switch, Target, Undo, _ours, _read, _restore, _same, _write
 from .mock import Fault, KindRecord, current_store
 from .stats import KindStats, Stats
 
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 # KindConfigError and UnknownKindUsageError live in errors.py; the names stay importable here.
 __all__ = ["KindConfigError", "PatchCaches", "UnknownKindUsageError"]
 
-ISOLATION_MODES = ("thread",)
-SWITCH_MODES = ("keep", "off")
-FAULT_OPS = ("get", "put", "both")
+_ISOLATION_MODES = ("thread",)
+_SWITCH_MODES = ("keep", "off")
+_FAULT_OPS = ("get", "put", "both")
 
 
 def __getattr__(name: str) -> Any:
@@ -68,7 +68,7 @@ def _switch_plan(
 # others again, so each spot ends with the value it would have had had it never started: the
 # newer one keeps its mocks, and stopping it restores what was there before either.
 
-Entry = tuple[Undo, Callable[[Any], Undo], Any]
+_Entry = tuple[Undo, Callable[[Any], Undo], Any]
 
 
 class _Layer:
@@ -77,22 +77,22 @@ class _Layer:
     __slots__ = ("entries",)
 
     def __init__(self) -> None:
-        self.entries: list[Entry] = []
+        self.entries: list[_Entry] = []
 
 
-_log: list[Entry] = []
+_log: list[_Entry] = []
 _layers: list[_Layer] = []  # running, oldest first
 _log_lock = threading.Lock()
 # The layers of PatchCaches.setUp() not yet torn down, oldest first.
 _setups: list[_Layer] = []
 
 
-def _undo_all(entries: list[Entry]) -> BaseException | None:
+def _undo_all(entries: list[_Entry]) -> BaseException | None:
     """Run every undo, newest first; return the first failure (the rest are restored anyway)."""
     first: BaseException | None = None
     for entry in reversed(entries):
         try:
-            restore(entry[0])
+            _restore(entry[0])
         except BaseException as exc:  # restore the rest before reporting
             if first is None:
                 first = exc
@@ -148,7 +148,7 @@ def _close(layer: _Layer) -> None:
         raise failure
 
 
-def _close_from_the_middle(mine: list[Entry]) -> BaseException | None:
+def _close_from_the_middle(mine: list[_Entry]) -> BaseException | None:
     ids = {id(entry) for entry in mine}
     start = next(i for i, entry in enumerate(_log) if id(entry) in ids)
     tail = _log[start:]
@@ -200,7 +200,7 @@ def _snapshot(registry: Registry | None = None) -> dict[tuple[int, str], Any]:
         for place in places:
             spot = place.spot()
             if spot is not None:
-                found[(id(spot[0]), spot[1])] = read(*spot)
+                found[(id(spot[0]), spot[1])] = _read(*spot)
     return found
 
 
@@ -223,15 +223,15 @@ class PatchCaches:
         switches: str = "keep",
         registry: Registry | None = None,
     ) -> None:
-        if switches not in SWITCH_MODES:
+        if switches not in _SWITCH_MODES:
             raise ValueError(
                 f"switches={switches!r}: choose 'off' (turn every real cache off) or 'keep' "
                 "(leave the switches as they are; kinds in enable are turned on either way)"
             )
-        if isolation not in ISOLATION_MODES:
+        if isolation not in _ISOLATION_MODES:
             raise ValueError(
                 f"isolation={isolation!r} is not available; this version has "
-                f"{', '.join(map(repr, ISOLATION_MODES))} (process and shared come later)"
+                f"{', '.join(map(repr, _ISOLATION_MODES))} (process and shared come later)"
             )
         self.isolation = isolation
         self.switches = switches
@@ -311,11 +311,11 @@ class PatchCaches:
             else:
                 found[3].append(new)
         for obj, attr, value, written in seen.values():
-            now = read(obj, attr)
-            if same(obj, now, value):
+            now = _read(obj, attr)
+            if _same(obj, now, value):
                 continue
-            if ours(obj, now, written):
-                write(obj, attr, value)
+            if _ours(obj, now, written):
+                _write(obj, attr, value)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -423,8 +423,8 @@ class PatchCaches:
         Each failure counts as an error in the kind's stats and in ``cache_stats``.
         """
         __tracebackhide__ = True
-        if on not in FAULT_OPS:
-            raise ValueError(f"on={on!r}: choose one of {', '.join(map(repr, FAULT_OPS))}")
+        if on not in _FAULT_OPS:
+            raise ValueError(f"on={on!r}: choose one of {', '.join(map(repr, _FAULT_OPS))}")
         if not (
             isinstance(exc, BaseException)
             or (isinstance(exc, type) and issubclass(exc, BaseException))

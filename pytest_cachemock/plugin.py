@@ -144,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
     ]
     hooks = config.hook.pytest_cachemock_register_kinds.get_hookimpls()
     try:
-        kinds.load(
+        kinds._load(
             session.scope.registry,
             lines=config.getini("cachemock_kinds"),
             profiles=profiles,
@@ -254,7 +254,7 @@ def patch_caches(
 
 
 @pytest.fixture(name="global_stats")
-def global_stats_fixture(patch_caches: PatchCaches) -> GlobalStats:
+def _global_stats_fixture(patch_caches: PatchCaches) -> GlobalStats:
     """The per-kind stats of this test (``global_stats.kind == Stats(...)``); installs mocks."""
     return _global_stats
 

@@ -275,8 +275,8 @@ def test_profiles_load_kinds(pytester: pytest.Pytester, monkeypatch: pytest.Monk
             registry.add("flags", switches=["env:DEMO_FLAGS"], origin=origin)
         """
     )
-    monkeypatch.setitem(kinds.PROFILES, "demo", "demoprofile:register")
-    monkeypatch.setitem(kinds.PROFILES, "flags", "demoprofile:register_flags")
+    monkeypatch.setitem(kinds._PROFILES, "demo", "demoprofile:register")
+    monkeypatch.setitem(kinds._PROFILES, "flags", "demoprofile:register_flags")
     pytester.makeini("[pytest]\ncachemock_profiles = demo\n")
     pytester.makepyfile(
         """

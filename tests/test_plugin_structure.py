@@ -8,10 +8,13 @@ left out, as they never run.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import pytest_cachemock
 
@@ -190,3 +193,28 @@ def test_no_bare_runtime_warning_in_the_package() -> None:
                 called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
                 bare = "RuntimeWarning" in names or called == "RuntimeWarning"
                 assert not bare, f"{path}:{node.lineno}: a bare RuntimeWarning"
+
+
+def _top_level_names(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+    return names
+
+
+@pytest.mark.parametrize("module", ["errors", "kinds", "patching", "plugin", "stats"])
+def test_internals_are_private_by_name(module: str) -> None:
+    # What a module defines is in its __all__, a pytest hook or fixture, or starts with "_".
+    mod = importlib.import_module(f"pytest_cachemock.{module}")
+    public = set(getattr(mod, "__all__", ())) | {"patch_caches"}
+    loose = [
+        name
+        for name in _top_level_names(Path(str(mod.__file__)))
+        if not name.startswith(("_", "pytest_")) and name not in public
+    ]
+    assert not loose, f"pytest_cachemock.{module}: make these private (a leading _): {loose}"

@@ -17,7 +17,7 @@ import pytest
 from _helpers import TORCH_FLAGS as FLAGS
 
 from pytest_cachemock import PatchCaches, Stats, global_stats
-from pytest_cachemock.kinds import KindConfigError, Registry, restore
+from pytest_cachemock.kinds import KindConfigError, Registry, _restore
 
 pytestmark = [
     pytest.mark.torch,
@@ -123,7 +123,7 @@ def test_switch_restores_no_override_exactly() -> None:
     undo = switch.set(True)
     assert getattr(config, name) is True
     assert config.get_hash() != hash_before
-    restore(undo)
+    _restore(undo)
     assert raw_state(config, name) == before
     assert config.get_hash() == hash_before
 
@@ -208,7 +208,7 @@ def test_switch_restores_an_override_and_a_hidden_flag() -> None:
     with config.patch(autotune_remote_cache=True):
         undo = switch.set(False)
         assert config.autotune_remote_cache is False
-        restore(undo)
+        _restore(undo)
         assert raw_state(config, "autotune_remote_cache") == (True, False)
     # torch's own PatchCaches.tearDown() deletes flags; a deleted flag is hidden, and stays so.
     saved = raw_state(config, "autotune_remote_cache")
@@ -217,7 +217,7 @@ def test_switch_restores_an_override_and_a_hidden_flag() -> None:
         hidden = raw_state(config, "autotune_remote_cache")
         undo = switch.set(False)
         assert config.autotune_remote_cache is False
-        restore(undo)
+        _restore(undo)
         assert raw_state(config, "autotune_remote_cache") == hidden
         assert not hasattr(config, "autotune_remote_cache")
     finally:
@@ -308,7 +308,7 @@ def test_autoload_only_once_torch_inductor_is_imported(monkeypatch: pytest.Monke
     registry.autoload()
     assert "fx_graph" in registry.declared()
     registry.autoload()  # loaded once; a second load would be a duplicate-kind error
-    monkeypatch.setitem(kinds.AUTOLOAD, "torch", "not_imported_anywhere")
+    monkeypatch.setitem(kinds._AUTOLOAD, "torch", "not_imported_anywhere")
     other = Registry()
     other.autoload()
     assert dict(other.declared()) == {}
