@@ -231,8 +231,14 @@ def slow_sync(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) 
         next(memo._counters.miss)
         return _compute_sync(route, spec, key, encoded, fk, args, kwargs, False)
     ticket = next(memo._seq)
-    value = route.find(spec, key, fk)
+    # route.find, inlined: a hit in a fresh process (nothing in the front) takes this path.
+    value = spec.front.get(fk, _MISSING) if route.front and spec.use_front else _MISSING
+    if value is _MISSING:
+        value = route.read(spec, key)
+        if value is not _MISSING:
+            route.front_put(spec, fk, value)
     if value is not _MISSING:
+        next(memo._counters.hit)
         return value
     _refuse_if_replaying(route, spec, args, kwargs)
     if not route.shared:

@@ -51,7 +51,7 @@ from .backends.base import Backend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats
 from .errors import MemoizerWarning, UserError, ValueEncodingError
-from .serde import JsonSerde, Serde, _canonical, decode_for, encode_for
+from .serde import JsonSerde, Serde, _canonical, encode_for
 
 __all__ = ["DUMP_FORMAT", "DUMP_FORMAT_VERSION", "Memoizer"]
 
@@ -104,6 +104,10 @@ class Memoizer:
         self.version = version
         self.deterministic = bool(deterministic)
         self.serde: Serde[Any, Any] = serde if serde is not None else JsonSerde()
+        # decode_for(self.serde, ...), its choice made once: a hit in a fresh process decodes.
+        self._decode_keyed: Callable[[str, Any], Any] | None = getattr(
+            self.serde, "decode_keyed", None
+        )
         self._owns_backend = backend is None
         self._backend: Backend[Any] = backend if backend is not None else MemoryBackend()
         # A backend that keeps limits (a bounded or expiring MemoryBackend) must stay the only
@@ -387,7 +391,10 @@ class Memoizer:
             context_text, scope_id = self._context_text, self._scope_id
         else:
             context_text, scope_id = self._current_scope()
-        text, encoded = spec.key_text(args, kwargs)
+        text: str | None = spec.args_text(args, kwargs)  # key_text, its fast case inlined
+        encoded: object = _MISSING
+        if text is None:
+            text, encoded = spec.key_text(args, kwargs)
         if fk is None:
             fk = ("$", text)
         if self._context_fn is not None:
@@ -408,7 +415,8 @@ class Memoizer:
             ) from exc
 
     def _decode_record(self, key: str, stored: Any) -> dict[str, Any] | None:
-        record = decode_for(self.serde, key, stored)
+        keyed = self._decode_keyed
+        record = self.serde.decode(stored) if keyed is None else keyed(key, stored)
         if type(record) is not dict or "result" not in record or "fn" not in record:
             return None
         return cast(dict[str, Any], record)
