@@ -184,7 +184,9 @@ def test_a_one_mebibyte_value_round_trips(backend: Backend[Any], maker: Maker) -
 ODD_KEYS = [
     "",
     "ключ/日本語/🔑",
-    "e\u0301 vs \u00e9",  # two spellings of é: two keys
+    "e\u0301 vs \u00e9",
+    "\u00e9",  # é, and
+    "e\u0301",  # é spelled another way: two keys
     "/",
     "a/b/c",
     "/etc/passwd",
@@ -196,9 +198,15 @@ ODD_KEYS = [
     "\n",
     "line one\nline two\r\n",
     "\t %_*?[]'\"\\",
+    "%_*?[]\t\n\r\x00\x01\x7f",
+    "'; DROP TABLE cachemock_entries; --",
+    "../../../../../../../../tmp/escaped",
+    "C:\\Windows\\system32",
+    "~/.ssh/id_rsa",
     "\ud800",  # a lone high surrogate
     "x\udfffy",  # a lone low surrogate
     "k" * 10_000,
+    "k" * 100_000,
 ]
 
 
@@ -400,6 +408,8 @@ def test_entries_expire_after_their_ttl(ttl_maker: Maker) -> None:
     clock.now = 10.0
     assert backend.get("k") is None
     assert list(backend.items()) == []
+    if ttl_maker.sized:
+        assert len(backend) == 0  # type: ignore[arg-type]
     assert backend.add("k", b"w") is True  # an expired entry is no entry
     clock.now = 19.0
     assert backend.get("k") == b"w"  # the ttl runs from the add
