@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import _state, counters
 from ._report import render_report
+from ._spots import Undo, _ours, _read, _restore, _same, _write
 from .errors import KindConfigError, UnknownKindUsageError, _unknown_kind
-from .kinds import CacheKind, Registry, Switch, Target, Undo, _ours, _read, _restore, _same, _write
+from .kinds import CacheKind, Registry, Switch, Target
 from .mock import Fault, KindRecord, current_store
 from .stats import KindStats, Stats
 

@@ -17,7 +17,8 @@ import pytest
 from _helpers import TORCH_FLAGS as FLAGS
 
 from pytest_cachemock import PatchCaches, Stats, global_stats
-from pytest_cachemock.kinds import KindConfigError, Registry, _restore
+from pytest_cachemock._spots import _restore
+from pytest_cachemock.kinds import KindConfigError, Registry
 
 pytestmark = [
     pytest.mark.torch,

@@ -14,8 +14,9 @@ import warnings
 from collections.abc import Hashable
 from typing import Any, Callable
 
-from ..errors import CachemockWarning
-from ..kinds import _MISSING, KindConfigError, Registry, Spots, Switch, Target, Undo
+from .._spots import _MISSING, Spots, Undo
+from ..errors import CachemockWarning, KindConfigError
+from ..kinds import Registry, Switch, Target
 from ..mock import MockBackend
 
 __all__ = [
