@@ -93,9 +93,10 @@ class Memoizer:
             discovery.check_kind_name(kind, "Memoizer(kind=...)")
         if backend is not None and not isinstance(backend, Backend):
             raise UserError(
-                f"Memoizer needs a backend with get/put, got a {type(backend).__qualname__}; "
-                "pass None (in memory), MemoryBackend(), LogBackend(path), SqliteBackend(path) "
-                "or FileBackend(directory)"
+                f"Memoizer needs a backend (a subclass of pytest_cachemock.Backend), got a "
+                f"{type(backend).__qualname__}; pass None (in memory), MemoryBackend(), "
+                "LogBackend(path), SqliteBackend(path), FileBackend(directory), or subclass "
+                "Backend with _get/_put"
             )
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise UserError(f"Memoizer version must be an int >= 0, got {version!r}")

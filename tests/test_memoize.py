@@ -1312,3 +1312,17 @@ def test_an_override_runs_the_steps_of_the_real_backend() -> None:
     # Misses: memoized(1) and memoized(3); hits: memoized(1) and (2), and the add that
     # recorded(1) lost to the first writer (whose entry it then read uncounted, with peek).
     assert mock_backend == real_backend == {"hit": 3, "miss": 2, "put": 3, "exception": 0}
+
+
+def test_a_backend_must_be_a_backend_subclass() -> None:
+    # What a memoizer asks of its backend (peek, lists_entries, sidecar_path...) is the
+    # Backend interface: an object that only has get/put is refused up front, by name.
+    class DuckStore:
+        def get(self, key: str) -> object:
+            return None
+
+        def put(self, key: str, value: object) -> None:
+            pass
+
+    with pytest.raises(UserError, match=r"got a .*DuckStore; .*subclass Backend with _get/_put"):
+        Memoizer(backend=DuckStore())  # type: ignore[arg-type]
