@@ -382,3 +382,11 @@ def test_a_failing_block_names_the_file_and_line(tmp_path: Path) -> None:
     assert f"{tmp_path / 'page.md'}:8: the python block starting on line 8 failed" in result.stderr
     assert f'File "{tmp_path / "page.md"}", line 9' in result.stderr  # the failing line itself
     assert "AssertionError" in result.stderr
+
+
+def test_a_test_file_block_must_pass_every_test_it_defines(pytester: pytest.Pytester) -> None:
+    text = "```python pytest\ndef test_ok():\n    pass\n\ndef test_bad():\n    assert False\n```\n"
+    page = Page(pytester.path / "page.md", python_blocks(text), torch=False)
+    (block,) = page.test_files
+    with pytest.raises(AssertionError):
+        test_test_file_blocks_pass_under_pytest(page, block, pytester)
