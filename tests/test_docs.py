@@ -46,6 +46,8 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^
 PENDING: dict[tuple[str, str], tuple[str, ...]] = {
     ("README.md", "def test_second_render_hits(global_stats):"): ("pytest",),
     ("docs/plugin.md", "def test_second_render_hits(global_stats):"): ("pytest", "with-previous"),
+    ("docs/pytorch.md", "def test_remote_basic(global_stats, request):"): ("pytest", "torch"),
+    ("docs/pytorch.md", "def test_flags_off_then_on(patch_caches):"): ("pytest", "torch"),
 }
 PENDING_PAGES: dict[str, tuple[str, ...]] = {"docs/pytorch.md": ("torch",)}
 
@@ -150,8 +152,8 @@ def read_page(path: Path) -> Page:
         if page != name:
             continue
         found = [b for b in blocks if line in b.source.splitlines()]
-        assert len(found) == 1, f"PENDING: {len(found)} blocks of {page} hold {line!r}, not 1"
-        found[0].run, found[0].words = True, found[0].words | set(words)
+        if len(found) == 1:  # else test_pending_words_name_one_block_each fails
+            found[0].run, found[0].words = True, found[0].words | set(words)
     torch = PAGE_TORCH in text.splitlines() or "torch" in PENDING_PAGES.get(name, ())
     return Page(path, blocks, torch)
 
@@ -285,9 +287,12 @@ def test_docs_pages_are_collected() -> None:
     assert "docs/plugin.md" in names
 
 
-def test_pending_words_name_pages_that_exist() -> None:
-    names = {page.name for page in PAGES}
-    assert {page for page, _ in PENDING} | set(PENDING_PAGES) <= names
+def test_pending_words_name_one_block_each() -> None:
+    pages = {page.name: page for page in PAGES}
+    assert set(PENDING_PAGES) <= set(pages)
+    for name, line in PENDING:
+        found = [b for b in pages[name].blocks if line in b.source.splitlines()]
+        assert len(found) == 1, f"PENDING: {len(found)} blocks of {name} hold {line!r}, not 1"
 
 
 # -- the collector and runner themselves -----------------------------------------------------
