@@ -55,7 +55,7 @@ _text: Callable[[object], str] = _json_text
 
 # The pieces of that text for plain values, as the C encoder behind _canonical writes them
 # (ensure_ascii strings, int.__repr__, float.__repr__ of finite floats): the fast path of
-# _Fn.args_text must give the very bytes of the general path (tests/test_memoize.py checks).
+# _Fn.args_text must give the very bytes of the general path (tests/memoize/test_memoize.py checks).
 _json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _int_repr = int.__repr__
 _float_repr = float.__repr__

@@ -85,7 +85,7 @@ def _type_name(value: object) -> str:
 # allow_nan=False). json.dumps with options builds a JSONEncoder, and JSONEncoder.encode a C
 # encoder, on every call; the C encoder is made once here instead. It skips the check for
 # circular values (a cycle ends in RecursionError), so any error falls back to _canonical,
-# for the error json.dumps gives. tests/test_serde.py checks the bytes are json.dumps' own.
+# for the error json.dumps gives. tests/toolkit/test_serde.py checks the bytes are json.dumps' own.
 _canonical: Callable[[Any], str] = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), allow_nan=False
 ).encode

@@ -4,11 +4,7 @@ on disk, cache_stats readings, odd keys, and the torch profile's flags.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from pytest_cachemock import cache_stats
 from pytest_cachemock.backends import log as _log
@@ -34,19 +30,6 @@ def snap(name: str) -> dict[str, int]:
 
 def every_file(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if not p.is_dir())
-
-
-@pytest.fixture
-def umask0() -> Iterator[None]:
-    """A permissive umask, so permission bits come from the backend and not the umask.
-
-    A fixture: import it into the test module that uses it.
-    """
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 # Keys that look like paths, or are empty, huge or foreign: every backend's odd-key lists

@@ -20,6 +20,16 @@ def fresh_stats() -> Iterator[None]:
 
 
 @pytest.fixture
+def umask0() -> Iterator[None]:
+    """A permissive umask, so permission bits come from the backend and not the umask."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A real 3 MiB tmpfs mounted at a fresh directory: a disk that fills up for real.
 

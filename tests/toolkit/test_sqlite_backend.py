@@ -15,14 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _helpers import (
-    PATH_KEYS,
-    PATIENCE,
-    every_file,
-    snap,
-    umask0,  # noqa: F401 - a fixture
-    workers,
-)
+from _formats import PATH_KEYS, every_file, snap
+from _procs import PATIENCE, workers
 
 from pytest_cachemock import (
     CacheError,
@@ -49,7 +43,7 @@ def db_files(db: Path) -> set[Path]:
 
 
 # Get, put, replace, add, delete, clear, items and len, odd keys (lone surrogates too) and
-# their counts: tests/test_backend_contract.py, as for every backend.
+# their counts: tests/toolkit/test_backend_contract.py, as for every backend.
 
 
 def test_items_come_in_key_order(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from _helpers import fill_disk, run_threads, snap
+from _formats import snap
+from _procs import fill_disk, run_threads
 
 from pytest_cachemock import (
     Backend,

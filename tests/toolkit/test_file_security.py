@@ -15,11 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import (
-    PATH_KEYS,
-    every_file,
-    umask0,  # noqa: F401 - a fixture
-)
+from _formats import PATH_KEYS, every_file
 
 from pytest_cachemock import (
     FileBackend,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import (
+from _procs import (
     PATIENCE,
     RW_WORKER,
     backend_args,

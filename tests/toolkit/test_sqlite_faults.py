@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from _helpers import PATIENCE, driver, every_file, fill_disk, snap
+from _formats import every_file, snap
+from _procs import PATIENCE, driver, fill_disk
 
 from pytest_cachemock import CacheError, FileLockTimeoutError, RemoteCache, SqliteBackend
 from pytest_cachemock import SystemError as CacheSystemError

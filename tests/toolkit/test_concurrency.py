@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import (
+from _procs import (
     KILLED_WRITER,
     PATIENCE,
     RW_WORKER,

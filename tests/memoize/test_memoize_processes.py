@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import (
+from _procs import (
     backend_args,
     finish,
     last_json,

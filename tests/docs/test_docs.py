@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NO_RUN = "<!-- no-run -->"
 PAGE_TORCH = "<!-- docs: torch -->"
 PYTHON = ("python", "py", "python3")
@@ -43,13 +43,6 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^
 # Words the pages do not carry on their fences yet (those pages are being edited elsewhere):
 # the block of that page holding that line is read as if its fence said the words, instead
 # of its no-run line. Remove an entry once the page says it itself.
-PENDING: dict[tuple[str, str], tuple[str, ...]] = {
-    ("README.md", "def test_second_render_hits(global_stats):"): ("pytest",),
-    ("docs/plugin.md", "def test_second_render_hits(global_stats):"): ("pytest", "with-previous"),
-    ("docs/pytorch.md", "def test_remote_basic(global_stats, request):"): ("pytest", "torch"),
-    ("docs/pytorch.md", "def test_flags_off_then_on(patch_caches):"): ("pytest", "torch"),
-}
-PENDING_PAGES: dict[str, tuple[str, ...]] = {"docs/pytorch.md": ("torch",)}
 
 
 @dataclass
@@ -148,13 +141,7 @@ def read_page(path: Path) -> Page:
     text = path.read_text(encoding="utf-8")
     name = path.relative_to(ROOT).as_posix()
     blocks = python_blocks(text, name)
-    for (page, line), words in PENDING.items():
-        if page != name:
-            continue
-        found = [b for b in blocks if line in b.source.splitlines()]
-        if len(found) == 1:  # else test_pending_words_name_one_block_each fails
-            found[0].run, found[0].words = True, found[0].words | set(words)
-    torch = PAGE_TORCH in text.splitlines() or "torch" in PENDING_PAGES.get(name, ())
+    torch = PAGE_TORCH in text.splitlines()
     return Page(path, blocks, torch)
 
 
@@ -285,14 +272,6 @@ def test_docs_pages_are_collected() -> None:
     assert "docs/toolkit.md" in names
     assert "docs/errors.md" in names
     assert "docs/plugin.md" in names
-
-
-def test_pending_words_name_one_block_each() -> None:
-    pages = {page.name: page for page in PAGES}
-    assert set(PENDING_PAGES) <= set(pages)
-    for name, line in PENDING:
-        found = [b for b in pages[name].blocks if line in b.source.splitlines()]
-        assert len(found) == 1, f"PENDING: {len(found)} blocks of {name} hold {line!r}, not 1"
 
 
 # -- the collector and runner themselves -----------------------------------------------------

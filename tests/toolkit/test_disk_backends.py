@@ -27,19 +27,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from _helpers import (
+from _formats import every_file, read_log, record_of, size_of, snap
+from _procs import (
     ADD_WORKER,
     PATIENCE,
     RW_WORKER,
     backend_args,
     driver,
-    every_file,
     last_json,
-    read_log,
-    record_of,
     run_threads,
-    size_of,
-    snap,
     start_together,
     workers,
 )
@@ -160,7 +156,7 @@ def test_items_is_taken_at_the_call(tmp_path: Path, disk: Disk) -> None:
 
 
 def test_cache_stats_count_under_the_backend_name(tmp_path: Path, disk: Disk) -> None:
-    # What each operation counts: tests/test_backend_contract.py. Here: the name, and the
+    # What each operation counts: tests/toolkit/test_backend_contract.py. Here: the name, and the
     # calls only these two have.
     backend = disk(disk.file(tmp_path))
     assert backend.name == disk.name

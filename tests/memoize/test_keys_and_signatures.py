@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import snap
+from _formats import snap
 
 from pytest_cachemock import (
     Backend,

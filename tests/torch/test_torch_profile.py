@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 import pytest
-from _helpers import TORCH_FLAGS as FLAGS
+from _formats import TORCH_FLAGS as FLAGS
 
 from pytest_cachemock import PatchCaches, Stats, global_stats
 from pytest_cachemock._spots import _restore

@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from _helpers import driver, fill_disk, read_log, record_of, size_of, snap
+from _formats import read_log, record_of, size_of, snap
+from _procs import driver, fill_disk
 from _selfcheck import check_value, make_value
 
 from pytest_cachemock import LogBackend

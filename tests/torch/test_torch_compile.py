@@ -4,7 +4,7 @@ own ``torch._inductor.mock_cache``.
 The expected figures were taken from running each scenario under torch's own mock first (and
 the side-by-side test keeps checking that both mocks agree). Nothing here configures the
 profile: the fixtures pick up Inductor's kinds because ``torch._inductor`` is imported (the
-drop-in path); tests/test_torch_plugin.py covers the ini option.
+drop-in path); tests/torch/test_torch_plugin.py covers the ini option.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from _helpers import TORCH_FLAGS as FLAGS
+from _formats import TORCH_FLAGS as FLAGS
 
 from pytest_cachemock import PatchCaches, Stats
 from pytest_cachemock.stats import GlobalStats

@@ -29,25 +29,19 @@ import time
 from pathlib import Path
 
 import pytest
-from _helpers import (
+from _formats import (
     DELETE,
     HEADER,
-    KILLED_WRITER,
     MAGIC,
     PATH_KEYS,
-    PATIENCE,
     PUT,
-    backend_args,
-    driver,
     every_file,
-    expect_line,
     read_log,
     record_of,
     size_of,
     snap,
-    umask0,  # noqa: F401 - a fixture
-    workers,
 )
+from _procs import KILLED_WRITER, PATIENCE, backend_args, driver, expect_line, workers
 from _selfcheck import check_value, make_value
 
 from pytest_cachemock import (
@@ -84,7 +78,7 @@ def test_the_format_read_here_is_the_modules(tmp_path: Path) -> None:
 
 
 # Get, put, replace, add, delete, clear, items and len, odd keys and their counts:
-# tests/test_backend_contract.py, as for every backend. Here: what they write to the log.
+# tests/toolkit/test_backend_contract.py, as for every backend. Here: what they write to the log.
 
 
 def test_replacements_deletes_and_clear_in_the_log(tmp_path: Path) -> None:

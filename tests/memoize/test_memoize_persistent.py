@@ -20,18 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from _helpers import (
-    HEADER,
-    Counter,
-    probe,
-    race,
-    read_log,
-    runs,
-    snap,
-    spawn,
-    umask0,  # noqa: F401 - a fixture
-)
-from _helpers import finish as finish_child
+from _formats import HEADER, read_log, snap
+from _procs import Counter, probe, race, runs, spawn
+from _procs import finish as finish_child
 
 import pytest_cachemock.memoize as memoize_module
 from pytest_cachemock import LogBackend, Memoizer, ReplayMissError, SqliteBackend, _route

@@ -10,7 +10,7 @@ import threading
 from typing import Any, Callable
 
 import pytest
-from _helpers import snap
+from _formats import snap
 from _plugin_app import make_app
 
 from pytest_cachemock import MemoryBackend, MockBackend, PatchCaches, Stats

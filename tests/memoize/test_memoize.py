@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from _helpers import PATIENCE, Counter, snap
+from _formats import snap
+from _procs import PATIENCE, Counter
 
 from pytest_cachemock import (
     Backend,
@@ -821,7 +822,7 @@ def test_tampered_entries_are_skipped_and_counted(tmp_path: Path) -> None:
 
 
 def test_dump_with_pickle_and_passthrough_serdes(tmp_path: Path) -> None:
-    # A plain PickleSerde dumps, but will not load (tests/test_memoize_security.py).
+    # A plain PickleSerde dumps, but will not load (tests/memoize/test_memoize_security.py).
     for serde in (SignedPickleSerde(b"secret"), PassthroughSerde()):
         path = tmp_path / f"{type(serde).__name__}.json"
         recorder = Memoizer(kind="other_serdes", serde=serde)
