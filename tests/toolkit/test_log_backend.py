@@ -7,11 +7,12 @@ Values shared between threads or processes check themselves: each holds its key,
 its size and a SHA-256 of the rest, so a reader tells a whole value of the right key from a
 torn, mixed or foreign one without knowing which writer came last.
 
-The log is also read here by a parser of its own (``read_log``, in _helpers), written from
-the format described in pytest_cachemock/backends/log.py, so that what is on disk is checked
-without the module's index. Reading a file opens and closes a descriptor of it, and closing
-any descriptor drops every POSIX lock the process holds on the file: ``read_log`` is only
-called while no thread of this process is writing.
+The log is read back here (``read_log``, in _formats) by the module's own record reader on a
+fresh handle, so that what is on disk is checked without any backend's live index; the bytes
+of one record are pinned by hand in ``test_the_format_read_here_is_the_modules``, so the
+module's writer and reader cannot drift from the format together. Reading a file opens and
+closes a descriptor of it, and closing any descriptor drops every POSIX lock the process
+holds on the file: ``read_log`` is only called while no thread of this process is writing.
 """
 
 from __future__ import annotations
@@ -66,6 +67,21 @@ def test_the_format_read_here_is_the_modules(tmp_path: Path) -> None:
     assert log_module.MAGIC == MAGIC
     assert log_module._HEADER.format == HEADER.format
     assert log_module._record(PUT, "ключ".encode(), b"v") == record_of("ключ", b"v")
+    # One record written out by hand from the format in backends/log.py's docstring, with the
+    # widths of its header struct (">4sB3xII8s": big-endian, three pad bytes after the type):
+    key = "ключ".encode()  # d0ba d0bb d18e d187: 8 bytes
+    digest = hashlib.blake2b(b"\x00" + b"\x00\x00\x00\x08" + key + b"v", digest_size=8)
+    assert digest.hexdigest() == "ea2a1b4ee119c054"  # of the type, key length, key and value
+    assert record_of("ключ", b"v") == bytes.fromhex(
+        "434d4c01"  # magic: b"CML" and format version 1
+        "00"  # record type: a put
+        "000000"  # padding
+        "00000008"  # key length
+        "00000001"  # value length
+        "ea2a1b4ee119c054"  # the digest
+        "d0bad0bbd18ed187"  # the key, UTF-8
+        "76"  # the value, b"v"
+    )
     log = tmp_path / "cache.log"
     backend = LogBackend(log)
     backend.put("a", b"1")
