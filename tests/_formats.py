@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_cachemock import cache_stats
-from pytest_cachemock.backends import log as _log
+from pytest_cachemock.backends import _logfile
 
 # The five torch._inductor.config flags the torch profile switches (what the tests expect,
 # written out here rather than read from the package).
@@ -50,28 +50,28 @@ PATH_KEYS = [
 
 
 # -- the LogBackend's format ---------------------------------------------------------------
-# The record layout and the reader are the module's own (pytest_cachemock/backends/log.py has
-# no public reader: these are its private names). ``read_log`` replays the file's bytes with
+# The record layout and the reader are the module's own (pytest_cachemock/backends/_logfile.py
+# has no public reader: these are its private names). ``read_log`` replays the file's bytes with
 # the module's record reader on a fresh, unopened _LogFile, so what is on disk is checked
 # apart from any backend's live index. Reading a file opens and closes a descriptor of it,
 # and closing any descriptor drops every POSIX lock the process holds on the file:
 # ``read_log`` is only called while no thread of this process is writing.
 
-HEADER = _log._HEADER  # magic, type, key length, value length, digest
-MAGIC = _log.MAGIC
-PUT, DELETE, CLEAR = _log._PUT, _log._DELETE, _log._CLEAR
+HEADER = _logfile._HEADER  # magic, type, key length, value length, digest
+MAGIC = _logfile.MAGIC
+PUT, DELETE, CLEAR = _logfile._PUT, _logfile._DELETE, _logfile._CLEAR
 
 
 def record_of(key: str, value: bytes, kind: int = PUT) -> bytes:
     """The bytes of one record, as the module writes it."""
-    return _log._record(kind, key.encode("utf-8", "surrogatepass"), value)
+    return _logfile._record(kind, key.encode("utf-8", "surrogatepass"), value)
 
 
 def read_log(path: Path) -> tuple[dict[str, bytes], int]:
     """(entries, end of the last good record) of the log at ``path``, replayed from its bytes
     the way a reader does: whole records whose digest holds, up to the first that is not."""
     data = path.read_bytes()
-    reader = _log._LogFile(str(path))  # never opened: only its record reader runs
+    reader = _logfile._LogFile(str(path))  # never opened: only its record reader runs
     end = reader.apply_records(data, 0)
     entries = {key: data[at : at + n] for key, (at, n, _) in reader.index.items()}
     return entries, end
