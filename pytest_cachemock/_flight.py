@@ -8,8 +8,10 @@ The steps, for a call that missed the in-process front::
 
 Threads share a computation through :class:`_Flight` (a lock the leader holds), coroutines of
 one event loop through a future; both leaders run ``_begin`` and ``_finish``, and the sync and
-async paths differ only in calling the function or awaiting it. An override route (the
-plugin's mock) has no single flight: its calls go straight to ``_begin``.
+async paths differ only in calling the function or awaiting it. What these steps pass along
+(the route, the key, the front key, the arguments, the held lock) is one :class:`_Call`, built
+once a call. An override route (the plugin's mock) has no single flight: its calls go straight
+to ``_begin``.
 """
 
 from __future__ import annotations
@@ -53,94 +55,91 @@ class _Flight:
 # -- the one compute path ----------------------------------------------------------------------
 
 
-def _begin(route: _Route, spec: _Fn, key: str, fk: object, lock: bool) -> tuple[Any, _Held | None]:
-    """Before the function runs: (a result stored meanwhile, None) or (_MISSING, held lock).
+class _Call:
+    """One call past the front: what its steps pass along, built once per call.
+
+    ``held`` is the key's lock between processes while the leader of a flight holds it
+    (``_begin`` takes it; the leader's ``finally`` releases it, unless ``store`` handed its
+    release to the writer thread).
+    """
+
+    __slots__ = ("args", "encoded", "fk", "held", "key", "kwargs", "memo", "route", "spec")
+
+    def __init__(self, route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) -> None:
+        self.route = route
+        self.memo = memo = route.memo
+        self.spec = spec
+        self.args = args
+        self.kwargs = kwargs
+        self.key, self.encoded, self.fk = memo._prepare(spec, args, kwargs, fk, route.shared)
+        self.held: _Held | None = None
+
+    def release(self) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            held.release()
+
+
+def _begin(call: _Call, lock: bool) -> Any:
+    """Before the function runs: a result stored meanwhile, or _MISSING (the miss counted).
 
     The leader of a flight (``lock``) takes the key's lock between processes (in the event
-    loop's thread, for a coroutine; bounded by the backend's ``lock_timeout``) and looks
-    again; then the miss is counted, once.
+    loop's thread, for a coroutine; bounded by the backend's ``lock_timeout``) into
+    ``call.held`` and looks again; then the miss is counted, once.
     """
-    held = route.lock(spec, key) if lock else None
+    spec = call.spec
     if lock:
-        value = route.stored_meanwhile(spec, key, fk, held)
+        route = call.route
+        held = call.held = route.lock(spec, call.key)
+        value = route.stored_meanwhile(spec, call.key, call.fk, held)
         if value is not _MISSING:
-            if held is not None:
-                held.release()
-            return value, None
+            call.release()
+            return value
     if spec.mode != _RECORD:
-        next(route.memo._counters.miss)
-    return _MISSING, held
+        next(call.memo._counters.miss)
+    return _MISSING
 
 
-def _finish(
-    route: _Route,
-    spec: _Fn,
-    key: str,
-    encoded: object,
-    fk: object,
-    args: Args,
-    kwargs: Kwargs,
-    result: object,
-    held: _Held | None,
-) -> Any:
+def _finish(call: _Call, result: object) -> Any:
     """After the function returned ``result``: store it, fill the front; what callers get."""
+    route, spec = call.route, call.spec
+    encoded = call.encoded
     if encoded is _MISSING:
-        encoded = spec.plain_args(args, kwargs)
-    value = route.store(spec, key, encoded, result, held)
-    route.front_put(spec, fk, value)
+        encoded = spec.plain_args(call.args, call.kwargs)
+    value = route.store(spec, call.key, encoded, result, call.held)
+    route.front_put(spec, call.fk, value)
     return value
 
 
-def _compute_sync(
-    route: _Route,
-    spec: _Fn,
-    key: str,
-    encoded: object,
-    fk: object,
-    args: Args,
-    kwargs: Kwargs,
-    lock: bool,
-) -> Any:
-    value, held = _begin(route, spec, key, fk, lock)
-    if value is not _MISSING:
-        return value
-    try:
-        result = spec.fn(*args, **kwargs)
-        return _finish(route, spec, key, encoded, fk, args, kwargs, result, held)
-    finally:
-        if held is not None:
-            held.release()
+def _compute_sync(call: _Call, lock: bool = False) -> Any:
+    """The result of ``call``: stored meanwhile, or computed and stored.
+
+    Without ``lock`` no lock is taken; with it (a flight's leader) the leader releases
+    ``call.held`` in its ``finally``, so an error of the function needs no handling here.
+    """
+    value = _begin(call, lock)
+    if value is _MISSING:
+        value = _finish(call, call.spec.fn(*call.args, **call.kwargs))
+    return value
 
 
-async def _compute_async(
-    route: _Route,
-    spec: _Fn,
-    key: str,
-    encoded: object,
-    fk: object,
-    args: Args,
-    kwargs: Kwargs,
-    lock: bool,
-) -> Any:
-    value, held = _begin(route, spec, key, fk, lock)
-    if value is not _MISSING:
-        return value
-    try:
-        result = await spec.fn(*args, **kwargs)
-        return _finish(route, spec, key, encoded, fk, args, kwargs, result, held)
-    finally:
-        if held is not None:
-            held.release()
+async def _compute_async(call: _Call, lock: bool = False) -> Any:
+    """``_compute_sync`` for a coroutine function: the one difference is the ``await``."""
+    value = _begin(call, lock)
+    if value is _MISSING:
+        value = _finish(call, await call.spec.fn(*call.args, **call.kwargs))
+    return value
 
 
 # -- replay --------------------------------------------------------------------------------------
 
 
-def _refuse_if_replaying(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs) -> None:
-    memo = route.memo
-    if spec.mode == _REPLAY or (route.shared and memo._strict and spec.mode == _MEMOIZE):
+def _refuse_if_replaying(call: _Call) -> None:
+    memo, spec = call.memo, call.spec
+    if spec.mode == _REPLAY or (call.route.shared and memo._strict and spec.mode == _MEMOIZE):
         next(memo._counters.miss)
-        _replay_miss(memo, spec, args, kwargs)
+        _replay_miss(memo, spec, call.args, call.kwargs)
 
 
 def _replay_miss(memo: Memoizer, spec: _Fn, args: Args, kwargs: Kwargs) -> None:
@@ -225,11 +224,12 @@ def make_async(memo: Memoizer, spec: _Fn) -> Callable[..., Awaitable[Any]]:
 
 def slow_sync(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) -> Any:
     """A call that missed the fast front (or has no front: an override, ``record``)."""
-    memo = route.memo
-    key, encoded, fk = memo._prepare(spec, args, kwargs, fk, route.shared)
+    call = _Call(route, spec, args, kwargs, fk)
+    memo = call.memo
     if spec.mode == _RECORD:
         next(memo._counters.miss)
-        return _compute_sync(route, spec, key, encoded, fk, args, kwargs, False)
+        return _compute_sync(call)
+    key, fk = call.key, call.fk
     ticket = next(memo._seq)
     # route.find, inlined: a hit in a fresh process (nothing in the front) takes this path.
     value = spec.front.get(fk, _MISSING) if route.front and spec.use_front else _MISSING
@@ -240,9 +240,9 @@ def slow_sync(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) 
     if value is not _MISSING:
         next(memo._counters.hit)
         return value
-    _refuse_if_replaying(route, spec, args, kwargs)
+    _refuse_if_replaying(call)
     if not route.shared:
-        return _compute_sync(route, spec, key, encoded, fk, args, kwargs, False)
+        return _compute_sync(call)
     error: BaseException | None = None
     with memo._lock:
         flight = memo._flights.get(key)
@@ -261,17 +261,14 @@ def slow_sync(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) 
     assert flight is not None
     if not leader:
         flight.wait()
-        if flight.error is not None:
-            next(memo._counters.miss)
-            raise flight.error
-        next(memo._counters.hit)
-        return flight.value
+        return _shared(memo, flight.error, flight.value)
     try:
-        flight.value = _compute_sync(route, spec, key, encoded, fk, args, kwargs, True)
+        flight.value = _compute_sync(call, True)
     except BaseException as exc:
         flight.error = exc
         raise
     finally:
+        call.release()
         with memo._lock:
             del memo._flights[key]
             if flight.error is not None:
@@ -286,23 +283,33 @@ def slow_sync(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) 
     return flight.value
 
 
+def _shared(memo: Memoizer, error: BaseException | None, value: object) -> Any:
+    """What a call that waited for another's computation gets: its error (a miss) or result."""
+    if error is not None:
+        next(memo._counters.miss)
+        raise error
+    next(memo._counters.hit)
+    return value
+
+
 # -- coroutines ----------------------------------------------------------------------------------
 
 
 async def slow_async(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) -> Any:
     """``slow_sync`` for a coroutine function: awaits of one key share one computation."""
-    memo = route.memo
-    key, encoded, fk = memo._prepare(spec, args, kwargs, fk, route.shared)
+    call = _Call(route, spec, args, kwargs, fk)
+    memo = call.memo
     if spec.mode == _RECORD:
         next(memo._counters.miss)
-        return await _compute_async(route, spec, key, encoded, fk, args, kwargs, False)
+        return await _compute_async(call)
+    key = call.key
     while True:
-        value = route.find(spec, key, fk)
+        value = route.find(spec, key, call.fk)
         if value is not _MISSING:
             return value
-        _refuse_if_replaying(route, spec, args, kwargs)
+        _refuse_if_replaying(call)
         if not route.shared:
-            return await _compute_async(route, spec, key, encoded, fk, args, kwargs, False)
+            return await _compute_async(call)
         loop = asyncio.get_running_loop()
         with memo._lock:
             found = memo._aflights.get(key)
@@ -315,33 +322,20 @@ async def slow_async(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: o
                 assert found is not None
                 future = found[1]
         if leader:
-            return await _lead_async(route, spec, key, encoded, fk, args, kwargs, future)
+            return await _lead_async(call, future)
         # asyncio.wait neither raises the computation's error nor cancels it when
         # this awaiter is cancelled.
         await asyncio.wait((future,))
         if future.cancelled():
             continue  # the leading call was cancelled: try again, perhaps as the leader
         error = future.exception()
-        if error is not None:
-            next(memo._counters.miss)
-            raise error
-        next(memo._counters.hit)
-        return future.result()
+        return _shared(memo, error, None if error is not None else future.result())
 
 
-async def _lead_async(
-    route: _Route,
-    spec: _Fn,
-    key: str,
-    encoded: object,
-    fk: object,
-    args: Args,
-    kwargs: Kwargs,
-    future: asyncio.Future[Any],
-) -> Any:
-    memo = route.memo
+async def _lead_async(call: _Call, future: asyncio.Future[Any]) -> Any:
+    memo = call.memo
     try:
-        value = await _compute_async(route, spec, key, encoded, fk, args, kwargs, True)
+        value = await _compute_async(call, True)
     except Exception as exc:
         future.set_exception(exc)
         future.exception()  # mark it retrieved: having no waiter is not an error
@@ -354,6 +348,7 @@ async def _lead_async(
         future.set_result(value)
         return value
     finally:
+        call.release()
         with memo._lock:
-            if memo._aflights.get(key, (None, None))[1] is future:
-                del memo._aflights[key]
+            if memo._aflights.get(call.key, (None, None))[1] is future:
+                del memo._aflights[call.key]

@@ -44,6 +44,12 @@ class _Held:
         self.release = release
 
 
+def _warn(memo: Memoizer, text: str, stacklevel: int) -> None:
+    """Count an exception of ``memo`` and warn of it; ``stacklevel`` as seen by the caller."""
+    next(memo._counters.exception)
+    warnings.warn(f"Memoizer {memo.name!r}: {text}", MemoizerWarning, stacklevel=stacklevel + 1)
+
+
 def _range_lock_path(backend: Backend[Any]) -> str:
     """The file whose byte ranges lock keys of ``backend`` between processes, or "".
 
@@ -101,13 +107,8 @@ class _Route:
         try:
             record = memo._decode_record(key, stored)
         except Exception as exc:
-            next(memo._counters.exception)
-            warnings.warn(
-                f"Memoizer {memo.name!r}: cannot decode the stored entry {key!r} of "
-                f"{spec.label} ({exc}); treated as a miss",
-                MemoizerWarning,
-                stacklevel=5,
-            )
+            why = f"cannot decode the stored entry {key!r} of {spec.label} ({exc})"
+            _warn(memo, f"{why}; treated as a miss", 5)
             return _MISSING
         if record is None or record["fn"] != spec.qualname:
             next(memo._counters.exception)
@@ -169,13 +170,8 @@ class _Route:
                 memo._recovered("lock")
             return held
         except LockTimeoutError as exc:
-            next(memo._counters.exception)
-            warnings.warn(
-                f"Memoizer {memo.name!r}: {exc}; computing {spec.label} without it (counted "
-                f"as an exception in cache_stats[{memo.name!r}])",
-                MemoizerWarning,
-                stacklevel=6,
-            )
+            why = f"{exc}; computing {spec.label} without it"
+            _warn(memo, f"{why} (counted as an exception in cache_stats[{memo.name!r}])", 6)
             return None
         except Exception as exc:
             memo._failed(exc, "lock")
