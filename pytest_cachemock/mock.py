@@ -40,9 +40,9 @@ class Fault:
 
 
 class KindRecord:
-    """Entries and counters of one kind in one store."""
+    """Entries and counters of one kind in one store, and the fault armed on it."""
 
-    __slots__ = ("entries", "errors", "fault", "hits", "kind", "misses", "puts")
+    __slots__ = ("_fault", "_ready", "entries", "errors", "hits", "kind", "misses", "puts")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
@@ -51,7 +51,21 @@ class KindRecord:
         self.hits = 0
         self.misses = 0
         self.errors = 0
-        self.fault: Fault | None = None
+        self._fault: Fault | None = None
+        # The table of records with no fault armed where the mock found this one (see
+        # ThreadStore.ready): arming a fault takes the record out of it.
+        self._ready: dict[str, KindRecord] | None = None
+
+    @property
+    def fault(self) -> Fault | None:
+        return self._fault
+
+    @fault.setter
+    def fault(self, fault: Fault | None) -> None:
+        self._fault = fault
+        if fault is not None and self._ready is not None:
+            self._ready.pop(self.kind, None)
+            self._ready = None
 
 
 class Store(Protocol):
@@ -73,8 +87,11 @@ class Store(Protocol):
 class ThreadStore:
     """Isolation mode ``thread``: each thread has its own records.
 
-    They are ``local.records``, a dict set on a thread's first use. ``local`` is a plain
-    ``threading.local``: reading an attribute of a subclass of it costs more on every call.
+    They are ``local.records``, a dict set on a thread's first use. ``local.ready`` holds
+    those of them that have no fault armed, put there by the mock's first operation on each:
+    a mock's get or put finds its record there in one lookup and checks nothing more. ``local``
+    is a plain ``threading.local``: reading an attribute of a subclass of it costs more on
+    every call.
     """
 
     isolation = "thread"
@@ -92,12 +109,20 @@ class ThreadStore:
     def records(self) -> dict[str, KindRecord]:
         try:
             found: dict[str, KindRecord] = self.local.records
-        except AttributeError:  # this thread's first use
-            found = self.local.records = {}
+        except AttributeError:  # this thread's first use: reset() makes both tables
+            self.reset()
+            found = self.local.records
+        return found
+
+    def ready(self) -> dict[str, KindRecord]:
+        """This thread's records with no fault armed (as far as the mock has met them)."""
+        self.records()  # the thread's tables exist
+        found: dict[str, KindRecord] = self.local.ready
         return found
 
     def reset(self) -> None:
         self.local.records = {}
+        self.local.ready = {}
 
 
 _store = ThreadStore()
@@ -144,17 +169,29 @@ class MockBackend(Backend[Any]):
     def _record(self) -> KindRecord:
         return self._store.record(self.kind)
 
+    def _live(self, op: str, key: str) -> KindRecord:
+        """The record of this kind in the current store, the fault armed on it for ``op``
+        raised; back in the thread's ready table when it has no fault armed."""
+        record = self._record()
+        fault = record.fault
+        if fault is None:
+            ready = self._store.ready()
+            ready[self.kind] = record
+            record._ready = ready
+        elif fault.matches(op):
+            self._raise(record, op, key)
+        return record
+
     # The public get/put/add are Backend's: they refuse what every backend refuses (counted
     # here by _refused), count cache_stats, and count any error raised below as an exception.
-    # These count the outcome in the kind's record of the current store.
+    # These count the outcome in the kind's record of the current store. Each finds its record
+    # in the thread's ready table (no fault armed) or asks _live for it.
 
     def _get(self, key: str) -> Any:
         try:
-            record = self._local.records[self.kind]
-        except (KeyError, AttributeError):  # the kind's (or the thread's) first use here
-            record = self._record()
-        if record.fault is not None and record.fault.matches("get"):
-            self._raise(record, "get", key)
+            record = self._local.ready[self.kind]
+        except (KeyError, AttributeError):
+            record = self._live("get", key)
         value = record.entries.get(key)
         if value is None:
             record.misses += 1
@@ -164,21 +201,17 @@ class MockBackend(Backend[Any]):
 
     def _put(self, key: str, value: Any) -> None:
         try:
-            record = self._local.records[self.kind]
-        except (KeyError, AttributeError):  # the kind's (or the thread's) first use here
-            record = self._record()
-        if record.fault is not None and record.fault.matches("put"):
-            self._raise(record, "put", key)
+            record = self._local.ready[self.kind]
+        except (KeyError, AttributeError):
+            record = self._live("put", key)
         record.entries[key] = value
         record.puts += 1
 
     def _add(self, key: str, value: Any) -> bool:
         try:
-            record = self._local.records[self.kind]
-        except (KeyError, AttributeError):  # the kind's (or the thread's) first use here
-            record = self._record()
-        if record.fault is not None and record.fault.matches("put"):
-            self._raise(record, "put", key)
+            record = self._local.ready[self.kind]
+        except (KeyError, AttributeError):
+            record = self._live("put", key)
         if record.entries.get(key) is not None:
             record.hits += 1
             return False
