@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
 
-from . import discovery
+from . import _discovery as discovery
 from .backends.base import Backend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, Callable, Union
 
-from . import discovery
+from . import _discovery as discovery
 from ._spots import _ENVIRON, _MISSING, Spots, Undo, _set
 from .errors import KindConfigError
 from .mock import MockBackend

@@ -27,7 +27,8 @@ from typing import Any, Callable, ClassVar, Optional, TypeVar, Union, cast, over
 
 from typing_extensions import ParamSpec
 
-from . import _dump, discovery
+from . import _discovery as discovery
+from . import _dump
 from ._dump import DUMP_FORMAT, DUMP_FORMAT_VERSION
 from ._flight import _Flight, make_async, make_sync
 from ._keys import (

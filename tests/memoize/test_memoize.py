@@ -37,8 +37,8 @@ from pytest_cachemock import (
     ValueDecodingError,
     ValueEncodingError,
     cache_stats,
-    discovery,
 )
+from pytest_cachemock import _discovery as discovery
 
 pytestmark = pytest.mark.usefixtures("fresh_stats")
 
