@@ -116,9 +116,10 @@ def bench_install(n: int, rounds: int) -> dict[str, float]:
     ``tearDown()`` turn the five config flags off and back. Ours does both on entry and exit,
     so both are timed both ways.
     """
-    from pytest_cachemock import PatchCaches, RemoteCache
+    from pytest_cachemock import PatchCaches, RemoteCache, _state
     from pytest_cachemock.kinds import Registry
-    from pytest_cachemock.patching import default_registry
+
+    default_registry = _state.current().registry
 
     results: dict[str, float] = {}
     torch_profile = False
