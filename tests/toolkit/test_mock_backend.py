@@ -188,3 +188,30 @@ def test_entries_are_listed_deleted_and_cleared_in_this_threads_store(fresh_stat
         assert dict(patch.entries("notes")) == {}
         assert patch.stats()["notes"] == Stats(puts=2)  # listing, peeking, deleting: no counts
     assert snap(mock.name) == {"hit": 0, "miss": 0, "put": 2, "exception": 0}
+
+
+
+def test_a_fault_armed_after_the_kind_was_used_applies_at_once() -> None:
+    # The mock's get/put find a used kind's record in a table of records with no fault armed:
+    # arming a fault later must take it out of that table, and its end must put it back.
+    registry = Registry()
+    registry.add("late", origin="test")
+    with PatchCaches(registry=registry) as patch:
+        mock = MockBackend("late")
+        mock.put("k", b"1")
+        assert mock.get("k") == b"1"
+        patch.fail("late", on="get", times=1)
+        with pytest.raises(ConnectionError, match="injected failure on get of kind 'late'"):
+            mock.get("k")
+        assert mock.get("k") == b"1"  # the one failure is spent
+        patch.fail("late", on="put")
+        with pytest.raises(ConnectionError, match="on put"):
+            mock.put("k", b"2")
+        with pytest.raises(ConnectionError, match="on put"):
+            mock.add("new", b"2")
+        assert mock.get("k") == b"1"  # a put fault leaves gets alone
+        patch.fail("late", on="put", times=0)  # disarmed
+        mock.put("k", b"3")
+        assert mock.get("k") == b"3"
+        stats = patch.stats()["late"]
+        assert (stats.puts, stats.hits, stats.errors) == (2, 4, 3)
