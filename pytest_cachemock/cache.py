@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
 
 from . import _discovery as discovery
-from .backends.base import Backend
+from .backends.base import Backend, not_a_backend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats
 from .errors import UserError
@@ -56,11 +56,9 @@ class RemoteCache(Generic[T]):
         namespace: str | None = None,
         version: int = 1,
     ) -> None:
-        if backend is not None and not callable(getattr(backend, "get", None)):
-            raise UserError(
-                f"{type(self).__name__} needs a backend with get/put, got a "
-                f"{type(backend).__qualname__}; pass e.g. MemoryBackend() or FileBackend(path)"
-            )
+        refused = not_a_backend(type(self).__name__, backend)
+        if refused is not None:
+            raise refused
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise UserError(f"version must be an int >= 0, got {version!r}")
         if namespace is None:

@@ -48,7 +48,7 @@ from ._keys import (
 )
 from ._route import _Route
 from ._writer import _writer
-from .backends.base import Backend
+from .backends.base import Backend, not_a_backend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats
 from .errors import MemoizerWarning, UserError, ValueEncodingError
@@ -92,13 +92,9 @@ class Memoizer:
     ) -> None:
         if kind is not None:
             discovery.check_kind_name(kind, "Memoizer(kind=...)")
-        if backend is not None and not isinstance(backend, Backend):
-            raise UserError(
-                f"Memoizer needs a backend (a subclass of pytest_cachemock.Backend), got a "
-                f"{type(backend).__qualname__}; pass None (in memory), MemoryBackend(), "
-                "LogBackend(path), SqliteBackend(path), FileBackend(directory), or subclass "
-                "Backend with _get/_put"
-            )
+        refused = not_a_backend("Memoizer", backend)
+        if refused is not None:
+            raise refused
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise UserError(f"Memoizer version must be an int >= 0, got {version!r}")
         self.kind = kind

@@ -210,6 +210,19 @@ def unsupported(backend: object, call: str, what: str, flag: str) -> UserError:
     )
 
 
+def not_a_backend(owner: str, backend: object) -> UserError | None:
+    """The error for a ``backend=`` argument of ``owner`` that is not a :class:`Backend`
+    (what the toolkit relies on: counting, refusals, capability flags), else None."""
+    if backend is None or isinstance(backend, Backend):
+        return None
+    return UserError(
+        f"{owner} needs a backend (a subclass of pytest_cachemock.Backend), got a "
+        f"{type(backend).__qualname__}; pass None (in memory), MemoryBackend(), "
+        "LogBackend(path), SqliteBackend(path), FileBackend(directory), or subclass "
+        "Backend with _get/_put"
+    )
+
+
 def key_error(backend: object, op: str, key: object) -> KeyEncodingError:
     """The error for a key that is not a str, handed to ``backend.op`` directly."""
     return KeyEncodingError(

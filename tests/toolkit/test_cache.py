@@ -170,6 +170,16 @@ def test_pickle_serde_with_memory_backend() -> None:
 def test_invalid_constructor_arguments() -> None:
     with pytest.raises(UserError, match="needs a backend"):
         RemoteCache(object())  # type: ignore[arg-type]
+
+    class GetPutOnly:  # get/put, but none of what a Backend counts and declares
+        def get(self, key: str) -> Any:
+            return None
+
+        def put(self, key: str, value: Any) -> None:
+            pass
+
+    with pytest.raises(UserError, match=r"RemoteCache needs a backend \(a subclass of "):
+        RemoteCache(GetPutOnly())  # type: ignore[arg-type]
     with pytest.raises(UserError, match="version"):
         RemoteCache(version=-1)
     with pytest.raises(UserError, match="namespace"):
