@@ -288,16 +288,52 @@ def _make_switch(spec: _SwitchSpec | tuple[Any, str], origin: str) -> Switch:
         if value is _MISSING:
             raise KindConfigError(f"{origin}: switch {spec!r} does not exist")
         assert attr is not None
+        _check_flag(value, repr(spec), origin)
         return AttributeSwitch(parent, attr, origin)
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], str):
         obj, attr = spec
         if not hasattr(obj, attr):
             raise KindConfigError(f"{origin}: switch {_describe(obj)}.{attr} does not exist")
+        _check_flag(getattr(obj, attr), f"{_describe(obj)}.{attr}", origin)
         return AttributeSwitch(obj, attr, origin)
     raise KindConfigError(
         f"{origin}: cannot use {spec!r} as a switch: give 'env:NAME', 'module:obj.attr' or an "
         "(object, 'attribute') pair"
     )
+
+
+def _check_flag(value: Any, where: str, origin: str) -> None:
+    """Refuse a switch attribute that holds an object rather than a flag (a backend, a class).
+
+    A flag is a plain value that code reads as true or false: a bool, ``None`` (torch's
+    remote-cache flags are ``Optional[bool]``, unset by default), an int (0/1) or a str.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    raise KindConfigError(
+        f"{origin}: switch {where} holds a {type(value).__qualname__}, not a flag; a switch is "
+        "an attribute holding a bool (or None, an int or a str) ('package.module:obj.attr'), "
+        "or an environment variable ('env:NAME'); a backend goes in target=, not switch="
+    )
+
+
+def _one_or_many(specs: Any, one: type) -> Iterable[Any]:
+    """``specs`` as a list: one reference string, one ``one`` instance, one object with
+    ``backend_override_cls``, one (object, 'attribute') pair, or an iterable of them."""
+    if isinstance(specs, (str, one)) or hasattr(specs, "backend_override_cls"):
+        return [specs]
+    if (
+        isinstance(specs, tuple)
+        and len(specs) == 2
+        and not isinstance(specs[0], str)
+        and isinstance(specs[1], str)
+        and ":" not in specs[1]
+    ):
+        return [specs]
+    try:
+        return list(specs)
+    except TypeError:  # not iterable: one spec, refused by name if it is not one
+        return [specs]
 
 
 class Registry:
@@ -328,11 +364,15 @@ class Registry:
         self,
         name: str,
         *,
-        targets: Iterable[_TargetSpec] = (),
-        switches: Iterable[_SwitchSpec | tuple[Any, str]] = (),
+        targets: _TargetSpec | Iterable[_TargetSpec] = (),
+        switches: _SwitchSpec | tuple[Any, str] | Iterable[_SwitchSpec | tuple[Any, str]] = (),
         origin: str | None = None,
     ) -> CacheKind:
-        """Declare kind ``name`` with its targets and switches (resolved now)."""
+        """Declare kind ``name`` with its targets and switches (resolved now).
+
+        ``targets`` and ``switches`` each take one reference (a ``'module:Name.attr'`` string,
+        an ``(object, 'attribute')`` pair, a ``Target`` or ``Switch``) or a list of them.
+        """
         if origin is None:
             origin = self._origin
         # The message reads "<origin>: kind = 'x' is not a valid cache kind name".
@@ -344,8 +384,8 @@ class Registry:
             )
         kind = CacheKind(
             name,
-            [_make_target(t, origin) for t in targets],
-            [_make_switch(s, origin) for s in switches],
+            [_make_target(t, origin) for t in _one_or_many(targets, Target)],
+            [_make_switch(s, origin) for s in _one_or_many(switches, Switch)],
             origin,
         )
         self._declared[name] = kind

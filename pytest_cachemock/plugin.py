@@ -7,6 +7,7 @@ it remembers for a session (the registry of kinds, the tests that used it, the s
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator, Iterable
 from typing import Any
 
@@ -44,6 +45,7 @@ class _Session:
         # node id -> how many PatchCaches.setUp() were open when its setup phase ended.
         self.setups_before: dict[str, int] = {}
         self.summary: Summary | None = None
+        self.autouse = False
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -142,6 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
         (name, f"option --cachemock-profile={name}")
         for name in config.getoption("cachemock_profile")
     ]
+    session.autouse = _ini_bool(config, "cachemock_autouse")
     hooks = config.hook.pytest_cachemock_register_kinds.get_hookimpls()
     try:
         kinds._load(
@@ -157,6 +160,21 @@ def pytest_configure(config: pytest.Config) -> None:
         session.scope.listeners.append(session.summary.add)
 
 
+def _ini_bool(config: pytest.Config, name: str) -> bool:
+    """A bool ini option; a value pytest cannot read is a usage error naming the option."""
+    try:
+        return bool(config.getini(name))
+    except (ValueError, pytest.UsageError):  # pytest < 9 raises the first, later the second
+        with warnings.catch_warnings():  # pytest 9 deprecates inicfg; no getini gives raw text
+            warnings.simplefilter("ignore")
+            raw = config.inicfg.get(name)
+        value = getattr(raw, "value", raw)
+        raise pytest.UsageError(
+            f"cachemock: ini option {name} = {value!r} is not a boolean; write true or false "
+            "(also accepted, in any case: yes/no, on/off, 1/0, y/n, t/f)"
+        ) from None
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(_SESSION, None)
     if session is not None:
@@ -165,7 +183,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    autouse = config.getini("cachemock_autouse")
+    autouse = config.stash[_SESSION].autouse
     for item in items:
         names = getattr(item, "fixturenames", None)
         if names is None:

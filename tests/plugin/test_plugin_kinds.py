@@ -233,6 +233,35 @@ def test_register_kinds_hook_in_conftest(pytester: pytest.Pytester) -> None:
     pytester.runpytest().assert_outcomes(passed=1)
 
 
+def test_register_kinds_hook_takes_one_reference_as_a_string(pytester: pytest.Pytester) -> None:
+    make_app(pytester)
+    pytester.makeconftest(
+        """
+        def pytest_cachemock_register_kinds(registry):
+            registry.add(
+                "prices",
+                targets="shopapp:PriceClient.backend",
+                switches="shopapp:USE_REAL_PRICES",
+            )
+        """
+    )
+    pytester.makepyfile(
+        """
+        import shopapp
+        from pytest_cachemock import MockBackend, Stats
+
+        def test_one_string_each(patch_caches, global_stats):
+            assert isinstance(shopapp.PriceClient.backend, MockBackend)
+            assert shopapp.USE_REAL_PRICES is False
+            patch_caches.enable("prices")
+            assert shopapp.USE_REAL_PRICES is True
+            shopapp.price("a")
+            assert global_stats.prices == Stats(puts=1, misses=1)
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
