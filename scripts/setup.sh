@@ -7,6 +7,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-# torch is pinned: an open range could pull a multi-GB CUDA build.
+# torch is pinned so that every run tests the same version. The pin does not choose the build:
+# from the public index the Linux wheel pulls the CUDA libraries (several GB); the CPU build
+# comes from https://download.pytorch.org/whl/cpu (see README.md, Development).
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,torch]'
 .venv/bin/python -c "import pytest_cachemock, torch, diskcache, cachetools" 
