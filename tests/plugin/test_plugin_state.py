@@ -40,13 +40,6 @@ def test_3_a_bare_patch_caches_sees_the_session_kinds():
 """
 
 
-def test_a_nested_session_leaves_the_outer_ini_kinds(pytester: pytest.Pytester) -> None:
-    make_app(pytester, ini=PRICES_INI)
-    pytester.makepyfile(test_nested=NESTED_THEN_KIND)
-    result = pytester.runpytest("-p", "pytester", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=3)
-
-
 # Two sessions that end in another order than they began (a plugin's test that configures
 # two pytest sessions with pytester and closes the first one first). A save-and-restore of
 # module globals puts back the wrong registry then; per-session state cannot.
@@ -69,11 +62,20 @@ def test_2_the_ini_kind_is_still_known_and_mocked(patch_caches, global_stats):
 """
 
 
-def test_sessions_that_end_out_of_order_leave_the_outer_kinds(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("source", "tests"),
+    [
+        pytest.param(NESTED_THEN_KIND, 3, id="a nested in-process run"),
+        pytest.param(OUT_OF_ORDER, 2, id="two sessions ending out of order"),
+    ],
+)
+def test_inner_sessions_leave_the_outer_ini_kinds(
+    pytester: pytest.Pytester, source: str, tests: int
+) -> None:
     make_app(pytester, ini=PRICES_INI)
-    pytester.makepyfile(test_nested=OUT_OF_ORDER)
+    pytester.makepyfile(test_nested=source)
     result = pytester.runpytest("-p", "pytester", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=tests)
 
 
 SCRIPT = """
