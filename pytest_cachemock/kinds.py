@@ -340,7 +340,9 @@ class Registry:
     """Declared cache kinds (ini lines, the register hook, profiles), plus discovered ones.
 
     ``kinds()`` merges in the ``RemoteCache`` subclasses and memoizers that declare a kind,
-    read when called, so classes defined after start-up count.
+    read when called, so classes defined after start-up count. A declared kind and discovered
+    targets of the same name are one kind: a declaration may add switches (and targets) to a
+    ``RemoteCache`` subclass's kind. A name may be declared once.
     """
 
     def __init__(self) -> None:
@@ -431,10 +433,14 @@ class Registry:
                 existing = merged.get(kind_name)
                 if existing is None:
                     existing = merged[kind_name] = CacheKind(kind_name, origin=origin)
-                elif kind_name in self._declared:
-                    raise KindConfigError(
-                        f"cache kind {kind_name!r} is declared by {existing.origin} and also by "
-                        f"{origin}; rename one of them"
+                elif existing is self._declared.get(kind_name):
+                    # A declaration adds targets and switches to a discovered kind of its
+                    # name: the merged kind is a copy, the declared one stays as declared.
+                    existing = merged[kind_name] = CacheKind(
+                        kind_name,
+                        existing.targets,
+                        existing.switches,
+                        f"{existing.origin}, and {origin}",
                     )
                 existing.targets.append(_DiscoveredTarget(target, origin))
             self._merged = merged

@@ -40,6 +40,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _check_isolation(isolation: object) -> None:
+    """A ValueError naming the modes when ``isolation`` is not one of them."""
+    if isolation not in _ISOLATION_MODES:
+        raise ValueError(
+            f"isolation={isolation!r} is not available; this version has "
+            f"{', '.join(map(repr, _ISOLATION_MODES))} (process and shared come later)"
+        )
+
+
 def _switch_plan(
     kinds: Mapping[str, CacheKind], enable: Iterable[str]
 ) -> list[tuple[Switch, bool]]:
@@ -229,11 +238,7 @@ class PatchCaches:
                 f"switches={switches!r}: choose 'off' (turn every real cache off) or 'keep' "
                 "(leave the switches as they are; kinds in enable are turned on either way)"
             )
-        if isolation not in _ISOLATION_MODES:
-            raise ValueError(
-                f"isolation={isolation!r} is not available; this version has "
-                f"{', '.join(map(repr, _ISOLATION_MODES))} (process and shared come later)"
-            )
+        _check_isolation(isolation)
         self.isolation = isolation
         self.switches = switches
         # The scope of the time it is made: the running session's under pytest (see _state).

@@ -8,19 +8,20 @@ it remembers for a session (the registry of kinds, the tests that used it, the s
 from __future__ import annotations
 
 import warnings
-from collections.abc import Generator, Iterable
-from typing import Any
+from collections.abc import Generator
+from typing import Any, Callable
 
 import pytest
 
 from . import _state, hookspecs, kinds, patching
 from ._report import Summary
-from .errors import KindConfigError
+from .errors import KindConfigError, _unknown_kind
 from .patching import PatchCaches
 from .stats import GlobalStats, Stats, _explain_mismatch, _last_mismatch
 from .stats import global_stats as _global_stats
 
 _SESSION = pytest.StashKey["_Session"]()
+_OPTIONS = pytest.StashKey[dict[str, Any]]()  # an item's marker options, checked at collection
 _GUARD = "_cachemock_guard"
 _OPEN_SETUPS = patching._setups  # the PatchCaches.setUp() calls not yet torn down
 
@@ -31,8 +32,55 @@ _MARKER = (
 )
 
 
-def _marker_signature(*, enable: Iterable[str] | str = (), isolation: str = "thread") -> None:
-    """The marker's arguments; called to check them, as pytest-django does."""
+def _check_enable(value: object) -> None:
+    if isinstance(value, str):
+        return
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
+        return
+    raise ValueError(
+        f"enable={value!r}: give a kind name or a list of kind names, such as enable='pages' or "
+        f"enable=['pages', 'prices']; got {_a(value)}"
+    )
+
+
+def _a(value: object) -> str:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        odd = next(v for v in value if not isinstance(v, str))
+        return f"{_a(odd)} in the {type(value).__qualname__}"
+    name = type(value).__qualname__
+    return ("an " if name[:1] in "aeiou" else "a ") + name
+
+
+# The marker's arguments, each with its check (a ValueError with the message).
+_MARKER_ARGS: dict[str, Callable[[object], None]] = {
+    "enable": _check_enable,
+    "isolation": patching._check_isolation,
+}
+
+
+def _check_marker(marker: pytest.Mark) -> None:
+    """Raise a ValueError saying what is wrong with one ``cachemock`` marker's arguments."""
+    if marker.args:
+        raise ValueError(
+            "@pytest.mark.cachemock takes keyword arguments only (enable=..., isolation=...), "
+            f"got {marker.args!r}"
+        )
+    for name, value in marker.kwargs.items():
+        check = _MARKER_ARGS.get(name)
+        if check is None:
+            import difflib  # on this error path only
+
+            close = difflib.get_close_matches(name, list(_MARKER_ARGS), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            known = ", ".join(f"{arg}=" for arg in _MARKER_ARGS)
+            raise ValueError(
+                f"@pytest.mark.cachemock({name}=...): unknown argument {name!r}{hint} "
+                f"The marker takes {known}"
+            )
+        try:
+            check(value)
+        except ValueError as exc:
+            raise ValueError(f"@pytest.mark.cachemock: {exc}") from None
 
 
 class _Session:
@@ -183,7 +231,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give the tests that use the plugin its fixtures, and check their configuration.
+
+    Runs after deselection (``-k``, ``-m``). What cannot work — a marker with a wrong
+    argument, a kind it enables that is not known, the kinds themselves — stops the run here,
+    once, as a usage error, rather than failing each test that uses the plugin.
+    """
     autouse = config.stash[_SESSION].autouse
+    using: list[pytest.Item] = []
+    problems: dict[str, list[str]] = {}  # message -> the tests it is about
     for item in items:
         names = getattr(item, "fixturenames", None)
         if names is None:
@@ -194,6 +250,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # Requested like any fixture at setup; tests that don't want it pay nothing.
             names.append("patch_caches")
         _guard_first(item, names)
+        try:
+            item.stash[_OPTIONS] = _marker_options(item)
+        except ValueError as exc:
+            problems.setdefault(str(exc), []).append(item.nodeid)
+            continue
+        using.append(item)
+    if using:
+        _check_kinds(config.stash[_SESSION].scope.registry, using, problems)
+    if problems:
+        raise pytest.UsageError(_problems_text(problems))
+
+
+def _check_kinds(
+    registry: kinds.Registry, using: list[pytest.Item], problems: dict[str, list[str]]
+) -> None:
+    """The kinds every test will mock, and the kinds the tests' markers enable, known now."""
+    try:
+        registry.autoload()
+        known = registry.kinds()
+    except ValueError as exc:  # KindConfigError
+        problems.setdefault(str(exc), [])
+        return
+    for item in using:
+        for name in item.stash[_OPTIONS].get("enable", ()):
+            if name not in known:
+                message = f"@pytest.mark.cachemock(enable=...): {_unknown_kind(name, known)}"
+                problems.setdefault(message, []).append(item.nodeid)
+
+
+def _problems_text(problems: dict[str, list[str]]) -> str:
+    lines = []
+    for message, nodeids in problems.items():
+        if not nodeids:
+            lines.append(f"cachemock: {message}")
+            continue
+        where = ", ".join(nodeids[:3])
+        if len(nodeids) > 3:
+            where += f" and {len(nodeids) - 3} more"
+        lines.append(f"cachemock: {message} (in {where})")
+    return "\n".join(lines)
 
 
 def _guard_first(item: pytest.Item, names: list[str]) -> None:
@@ -230,19 +326,13 @@ def _cachemock_guard() -> Generator[list[PatchCaches], None, None]:
 
 
 def _marker_options(node: pytest.Item) -> dict[str, Any]:
-    """The marker's arguments merged closest first: per argument, the closest marker's wins."""
+    """The marker's arguments merged closest first: per argument, the closest marker's wins.
+
+    A marker that cannot be used is a ValueError saying why (see ``_check_marker``).
+    """
     options: dict[str, Any] = {}
     for marker in node.iter_markers("cachemock"):
-        if marker.args:
-            raise pytest.UsageError(
-                f"{node.nodeid}: @pytest.mark.cachemock takes keyword arguments only "
-                f"(enable=..., isolation=...), got {marker.args!r}"
-            )
-        try:
-            _marker_signature(**marker.kwargs)
-        except TypeError as exc:
-            message = str(exc).replace("_marker_signature()", "cachemock()")
-            raise pytest.UsageError(f"{node.nodeid}: @pytest.mark.cachemock: {message}") from None
+        _check_marker(marker)
         options = {**marker.kwargs, **options}
     enable = options.get("enable")
     if isinstance(enable, str):
@@ -255,14 +345,19 @@ def patch_caches(
     request: pytest.FixtureRequest, _cachemock_guard: list[PatchCaches]
 ) -> Generator[PatchCaches, None, None]:
     """Mock every cache kind for this test; returns the controller (enable, entries, fail...)."""
+    __tracebackhide__ = True
     node = request.node
-    options = _marker_options(node)
     _last_mismatch(clear=True)
     try:
+        # Checked at collection; a test that asks for the fixture by getfixturevalue() was not.
+        options = node.stash.get(_OPTIONS, None)
+        if options is None:
+            options = _marker_options(node)
         patch = PatchCaches(switches="off", **options)
         patch.start()
     except (ValueError, KindConfigError) as exc:
-        raise pytest.UsageError(f"{node.nodeid}: cachemock: {exc}") from None
+        # What the plugin could not do, without a traceback of the plugin's own code.
+        pytest.fail(f"cachemock: {exc}", pytrace=False)
     request.config.stash[_SESSION].used[node.nodeid] = patch
     _cachemock_guard.append(patch)
     try:

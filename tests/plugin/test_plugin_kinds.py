@@ -187,18 +187,59 @@ def test_two_ini_kinds_with_one_name(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_declared_kind_clashing_with_a_discovered_one(pytester: pytest.Pytester) -> None:
+def test_ini_line_adds_switches_to_a_discovered_kind(pytester: pytest.Pytester) -> None:
+    # Issue 15, item 1: a RemoteCache subclass with kind = "pages" gets a switch (and one more
+    # target) from an ini line of the same name; it was a "declared twice" error in each test.
     make_app(pytester)
-    pytester.makeini("[pytest]\ncachemock_kinds = pages target=shopapp:PriceClient.backend\n")
-    pytester.makepyfile("def test_uses(patch_caches): pass\n\ndef test_plain(): pass\n")
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*cache kind 'pages' is declared by ini option cachemock_kinds, line 1*"
-            "and also by shopapp.Pages (kind = 'pages'); rename one of them*"
-        ]
+    pytester.makeini(
+        "[pytest]\ncachemock_kinds = pages target=shopapp:PriceClient.backend switch=env:PAGES\n"
     )
+    pytester.makepyfile(
+        """
+        import os
+        import shopapp
+        from pytest_cachemock import MockBackend, Stats
+
+        os.environ["PAGES"] = "real"
+
+        def test_one_kind(patch_caches, global_stats):
+            assert "PAGES" not in os.environ
+            assert isinstance(shopapp.pages.backend, MockBackend)
+            assert isinstance(shopapp.PriceClient.backend, MockBackend)
+            shopapp.render("home")
+            shopapp.render("home")
+            shopapp.PriceClient.backend.put("x", 1)
+            assert global_stats.pages == Stats(puts=2, hits=1, misses=1)
+            patch_caches.enable("pages")
+            assert os.environ["PAGES"] == "1"
+
+        def test_restored_after():
+            assert os.environ["PAGES"] == "real"
+            assert shopapp.Pages.backend_override_cls is None
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_merged_kind_names_both_origins(pytester: pytest.Pytester) -> None:
+    make_app(pytester)
+    pytester.makeini("[pytest]\ncachemock_kinds = pages switch=env:PAGES\n")
+    pytester.makepyfile(
+        """
+        import shopapp
+
+        def test_origin(patch_caches):
+            kind = patch_caches.registry.kinds()["pages"]
+            assert kind.origin == (
+                "ini option cachemock_kinds, line 1 ('pages switch=env:PAGES'), "
+                "and shopapp.Pages (kind = 'pages')"
+            )
+            assert len(kind.targets) == 1
+            # The declaration itself is unchanged: merging copies it.
+            assert patch_caches.registry.declared()["pages"].targets == []
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
 
 
 # -- the hook ----------------------------------------------------------------------------------

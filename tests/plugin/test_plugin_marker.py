@@ -128,9 +128,10 @@ def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> 
             pass
         """,
     )
-    result = pytester.runpytest("-v")
-    result.assert_outcomes(passed=4, errors=1)
-    result.stdout.fnmatch_lines(["*test_the_module_isolation_applies_too*isolation='nope'*"])
+    pytester.runpytest("test_merge.py").assert_outcomes(passed=4)
+    result = pytester.runpytest("test_far.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*isolation='nope'*(in *test_the_module_isolation_applies_too)"])
 
 
 @pytest.mark.parametrize(
@@ -141,42 +142,135 @@ def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> 
             "@pytest.mark.cachemock takes keyword arguments only (enable=..., isolation=...),"
             " got ('prices',)",
         ),
-        ("cachemock(enabled=['prices'])", "*unexpected keyword argument 'enabled'"),
+        (
+            "cachemock(enabled=['prices'])",
+            "@pytest.mark.cachemock(enabled=...): unknown argument 'enabled'; did you mean"
+            " enable? The marker takes enable=, isolation=",
+        ),
+        ("cachemock(colour=1)", "*unknown argument 'colour' The marker takes enable=, isolation="),
+        (
+            "cachemock(enable=42)",
+            "@pytest.mark.cachemock: enable=42: give a kind name or a list of kind names, such as"
+            " enable='pages' or enable=[[]'pages', 'prices'[]]; got an int",
+        ),
+        ("cachemock(enable=['pages', None])", "*got a NoneType in the list"),
         (
             "cachemock(isolation='process')",
-            "isolation='process' is not available; this version has 'thread'*",
+            "@pytest.mark.cachemock: isolation='process' is not available; this version has"
+            " 'thread'*",
         ),
-        ("cachemock(isolation='nonsense')", "isolation='nonsense' is not available*"),
+        ("cachemock(isolation='nonsense')", "*isolation='nonsense' is not available*"),
         (
             "cachemock(enable=['price'])",
-            "unknown cache kind 'price'. Did you mean 'prices'? Known kinds: *prices*",
+            "@pytest.mark.cachemock(enable=...): unknown cache kind 'price'. Did you mean"
+            " 'prices'? Known kinds: *prices*",
         ),
     ],
 )
-def test_invalid_marker_is_a_usage_error(
+def test_invalid_marker_stops_the_run_once_before_any_test(
     pytester: pytest.Pytester, marker: str, message: str
 ) -> None:
+    # Issue 15, items 2 and 6: one usage error at start-up naming the marker, the argument and
+    # the tests; no plugin source, no private names, no test runs.
     make_app(pytester, ini=PRICES_INI)
     pytester.makepyfile(
         f"""
         import pytest
 
-        @pytest.mark.{marker}
-        def test_marked():
+        pytestmark = pytest.mark.{marker}
+
+        def test_one():
+            pass
+
+        def test_two():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: cachemock: {message} (in test_*.py::test_one, test_*.py::test_two)"]
+    )
+    assert [line for line in result.stderr.lines if line] == result.stderr.lines[:1]
+    out = result.stdout.str() + result.stderr.str()
+    assert "passed" not in out
+    assert "_check_marker" not in out
+    assert "_marker_options" not in out
+    assert "def patch_caches" not in out
+
+
+def test_invalid_markers_are_listed_together_and_long_lists_cut(pytester: pytest.Pytester) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(5))
+        @pytest.mark.cachemock(enabled="prices")
+        def test_typo(n):
+            pass
+
+        @pytest.mark.cachemock(enable="pagez")
+        def test_unknown():
+            pass
+
+        @pytest.mark.cachemock(enable="pages")
+        def test_fine():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: cachemock: *unknown argument 'enabled'*"
+            " (in *test_typo[[]0[]], *test_typo[[]1[]], *test_typo[[]2[]] and 2 more)",
+            "cachemock: @pytest.mark.cachemock(enable=...): unknown cache kind 'pagez'. Did you"
+            " mean 'pages'? * (in *::test_unknown)",
+        ]
+    )
+
+
+def test_invalid_marker_on_a_deselected_test_does_not_stop_the_run(
+    pytester: pytest.Pytester,
+) -> None:
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cachemock(enabled="prices")
+        def test_typo():
             pass
 
         def test_other():
             pass
         """
     )
-    result = pytester.runpytest()
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*_ ERROR at setup of test_marked _*",
-            f"E*UsageError: test_*.py::test_marked: *{message}",
-        ]
+    pytester.runpytest("-k", "other").assert_outcomes(passed=1, deselected=1)
+
+
+def test_marker_checked_in_the_fixture_when_it_is_asked_late(pytester: pytest.Pytester) -> None:
+    # A test that asks for patch_caches with getfixturevalue() is not seen at collection: its
+    # marker is checked at setup, and the failure shows the message without plugin source.
+    make_app(pytester, ini=PRICES_INI)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def late(request):
+            request.node.add_marker(pytest.mark.cachemock(isolation="nope"))
+            return request.getfixturevalue("patch_caches")
+
+        def test_late(late):
+            pass
+        """
     )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cachemock: @pytest.mark.cachemock: isolation='nope'*"])
+    assert "def patch_caches" not in result.stdout.str()
 
 
 def test_unknown_kind_in_enable_is_an_error(pytester: pytest.Pytester) -> None:
