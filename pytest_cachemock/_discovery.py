@@ -10,13 +10,14 @@ from __future__ import annotations
 import keyword
 import threading
 import weakref
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["check_kind_name", "discovered", "register", "version"]
+__all__ = ["check_kind_name", "discovered", "on_register", "register", "version"]
 
 _lock = threading.Lock()
 _targets: list[tuple[str, weakref.ref[Any]]] = []
 _version = 0
+_listeners: list[Callable[[str, Any], None]] = []
 
 
 def check_kind_name(kind: object, where: str) -> str:
@@ -30,11 +31,19 @@ def check_kind_name(kind: object, where: str) -> str:
 
 
 def register(kind: str, target: Any) -> None:
-    """Note that ``target`` (a class or object with ``backend_override_cls``) is of ``kind``."""
+    """Note that ``target`` (a class or object with ``backend_override_cls``) is of ``kind``,
+    and tell the listeners (the running ``PatchCaches`` mock it at once)."""
     global _version
     with _lock:
         _targets.append((kind, weakref.ref(target, _dropped)))
         _version += 1
+    for listener in _listeners:
+        listener(kind, target)
+
+
+def on_register(listener: Callable[[str, Any], None]) -> None:
+    """Call ``listener(kind, target)`` after each registration, in the registering thread."""
+    _listeners.append(listener)
 
 
 def _dropped(_ref: weakref.ref[Any]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import _discovery as discovery
 from . import _state, counters
 from ._report import render_report
 from ._spots import Undo, _ours, _read, _restore, _same, _write
@@ -124,12 +125,17 @@ def _open(layer: _Layer, steps: Iterable[tuple[Callable[[Any], Undo], Any]]) -> 
         _log.extend(entries)
 
 
-def _add(layer: _Layer, redo: Callable[[Any], Undo], arg: Any) -> None:
-    """One more write of a running layer (``enable()`` after start)."""
+def _add(layer: _Layer, redo: Callable[[Any], Undo], arg: Any) -> bool:
+    """One more write of ``layer`` (``enable()`` after start, a kind discovered while it runs),
+    made only while the layer runs: checked under the lock, so a stop in another thread cannot
+    leave the write behind. True when written."""
     with _log_lock:
+        if not any(running is layer for running in _layers):
+            return False
         entry = (redo(arg), redo, arg)
         layer.entries.append(entry)
         _log.append(entry)
+        return True
 
 
 def _close(layer: _Layer) -> None:
@@ -214,6 +220,19 @@ def _snapshot(registry: Registry | None = None) -> dict[tuple[int, str], Any]:
     return found
 
 
+_running: list[PatchCaches] = []  # started and not stopped, oldest first
+
+
+def _discovered(kind: str, target: Any) -> None:
+    """A class or memoizer declared ``kind`` while mocks are installed: mock it from now on,
+    for every running PatchCaches, oldest first (so the newest one's mock is in place)."""
+    for patch in list(_running):
+        patch._adopt(kind, target)
+
+
+discovery.on_register(_discovered)
+
+
 class PatchCaches:
     """Mock every cache kind for the duration of a ``with`` block (or between start and stop).
 
@@ -274,7 +293,22 @@ class PatchCaches:
         self._layer = layer
         self._baseline = counters.cache_stats.raw()
         self._active = True
+        with _log_lock:
+            _running.append(self)
         return self
+
+    def _adopt(self, kind: str, target: Any) -> None:
+        """Install a mock at ``target``, of ``kind``, registered after this started."""
+        kinds = self.registry.kinds()
+        found = kinds.get(kind)
+        if found is None:
+            return
+        for place in found.targets:
+            spot = place.spot()
+            if spot is not None and spot[0] is target:
+                if _add(self._layer, place.install, kind):
+                    self._kinds = kinds
+                return
 
     def stop(self) -> None:
         """Restore what this start changed; any order of stops is fine (see ``_log``).
@@ -284,6 +318,8 @@ class PatchCaches:
         if not self._active:
             return
         self._active = False
+        with _log_lock:
+            _running[:] = [running for running in _running if running is not self]
         try:
             _close(self._layer)
         finally:
