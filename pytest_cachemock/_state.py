@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .kinds import Registry
 
@@ -26,18 +26,24 @@ Listener = Callable[[Mapping[str, "Stats"]], None]
 class Scope:
     """The kinds a ``PatchCaches()`` without a registry mocks, and the listeners of its stop."""
 
-    __slots__ = ("listeners", "registry")
+    __slots__ = ("epoch", "listeners", "registry")
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry if registry is not None else Registry()
         # Called with the stats of each kind when a PatchCaches of this scope stops.
         self.listeners: list[Listener] = []
+        # Which test is running: the plugin adds one as each test sets up, so a store a
+        # PatchCaches started in an earlier test is not taken for this test's (global_stats
+        # warns, see stats._check_mocked). Outside pytest it stays 0.
+        self.epoch = 0
 
     def __repr__(self) -> str:
         return f"<cachemock scope kinds={self.registry.names()}>"
 
 
 PROCESS = Scope()  # outside pytest
+# Every PatchCaches started and not stopped, oldest first (of any scope; under patching's lock).
+running: list[Any] = []
 _entered: list[Scope] = []  # the scopes of running pytest sessions, oldest first
 _lock = threading.Lock()
 

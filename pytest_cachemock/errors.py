@@ -21,6 +21,7 @@ __all__ = [
     "KindConfigError",
     "LockTimeoutError",
     "MemoizerWarning",
+    "NotMockedWarning",
     "ReplayMissError",
     "SystemError",
     "UnknownKindError",
@@ -152,3 +153,9 @@ class MemoizerWarning(CachemockWarning, builtins.RuntimeWarning):
     """What a memoizer could not do: its store failed (a read, a write, a lock, an entry that
     cannot be decoded; results are computed and returned without it), or a dump held nothing
     for it. Also a ``RuntimeWarning``."""
+
+
+class NotMockedWarning(CachemockWarning):
+    """``global_stats`` was read where no ``PatchCaches`` had run (under pytest: in this test,
+    on this thread): nothing was mocked, so the counts are not the code's, and its real caches
+    were used. Request the ``patch_caches`` (or ``global_stats``) fixture."""

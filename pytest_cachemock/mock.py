@@ -124,6 +124,14 @@ class ThreadStore:
         self.local.records = {}
         self.local.ready = {}
 
+    def mark(self, token: object) -> None:
+        """Note, for this thread, what started its store (a PatchCaches, in a scope and test)."""
+        self.local.started = token
+
+    def marked(self) -> object:
+        """What :meth:`mark` noted last in this thread, or None."""
+        return getattr(self.local, "started", None)
+
 
 _store = ThreadStore()
 _factories: dict[str, Callable[[], MockBackend]] = {}

@@ -220,13 +220,11 @@ def _snapshot(registry: Registry | None = None) -> dict[tuple[int, str], Any]:
     return found
 
 
-_running: list[PatchCaches] = []  # started and not stopped, oldest first
-
-
 def _discovered(kind: str, target: Any) -> None:
     """A class or memoizer declared ``kind`` while mocks are installed: mock it from now on,
     for every running PatchCaches, oldest first (so the newest one's mock is in place)."""
-    for patch in list(_running):
+    patch: PatchCaches
+    for patch in list(_state.running):
         patch._adopt(kind, target)
 
 
@@ -279,7 +277,9 @@ class PatchCaches:
             self.registry.autoload()
         kinds = self.registry.kinds()
         self._check(self._enable, kinds)
-        current_store().reset()
+        store = current_store()
+        store.reset()
+        store.mark((self._scope, self._scope.epoch))
         keep = self.switches == "keep"
         layer = _Layer()
         steps: list[tuple[Callable[[Any], Undo], Any]] = [
@@ -294,7 +294,7 @@ class PatchCaches:
         self._baseline = counters.cache_stats.raw()
         self._active = True
         with _log_lock:
-            _running.append(self)
+            _state.running.append(self)
         return self
 
     def _adopt(self, kind: str, target: Any) -> None:
@@ -319,7 +319,7 @@ class PatchCaches:
             return
         self._active = False
         with _log_lock:
-            _running[:] = [running for running in _running if running is not self]
+            _state.running[:] = [running for running in _state.running if running is not self]
         try:
             _close(self._layer)
         finally:

@@ -96,6 +96,11 @@ class _Session:
         self.autouse = False
 
     @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # A new test: what a PatchCaches counted in an earlier one is not this test's.
+        self.scope.epoch += 1
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # A plain hook on the report (not a wrapper around making it): cheapest for the many
         # tests that do not use the plugin.

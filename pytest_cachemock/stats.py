@@ -148,6 +148,59 @@ def _explain_mismatch(left: Stats, right: Stats) -> list[str]:
     return lines
 
 
+# -- reading with nothing mocked ----------------------------------------------------------------
+
+_warned = threading.local()
+
+
+def _check_mocked(what: str) -> None:
+    """Warn (once per test and thread) when ``what`` reads a store no PatchCaches started here
+    while none runs.
+
+    Here is: in this thread, and under pytest in this test (the scope's epoch). After a
+    ``with PatchCaches()`` block ends its stats stay readable, as in the seed, without a warning.
+    """
+    from ._state import PROCESS, current, running
+    from .mock import current_store
+
+    scope = current()
+    token = (scope, scope.epoch)
+    if running or current_store().marked() == token or getattr(_warned, "token", None) == token:
+        return
+    _warned.token = token
+    import warnings
+
+    from .errors import NotMockedWarning
+
+    if scope is PROCESS:
+        where = "in this thread"
+        fix = "wrap the code in `with PatchCaches():` and read the stats inside or after it"
+    else:
+        where = "in this test"
+        fix = (
+            "request the patch_caches (or global_stats) fixture, mark the test with "
+            "@pytest.mark.cachemock, or wrap the code in `with PatchCaches():`"
+        )
+    warnings.warn(
+        NotMockedWarning(
+            f"{what} read while no PatchCaches has run {where}: nothing was mocked, the real "
+            f"caches were used, and these counts are not the code's. To count, {fix}"
+        ),
+        stacklevel=_caller_level(),
+    )
+
+
+def _caller_level() -> int:
+    """The stacklevel of the first frame outside this module, seen from a function here
+    that calls ``warnings.warn``."""
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
 # -- the global view -----------------------------------------------------------------------------
 
 
@@ -177,6 +230,7 @@ class GlobalStats:
         record = current_store().records().get(kind)
         if record is None and kind not in self._kinds():
             raise UnknownKindError(_unknown_kind(kind, self._kinds()))
+        _check_mocked(f"global_stats.{kind}")
         return KindStats(kind, record)
 
     def __getattr__(self, kind: str) -> KindStats:
@@ -213,6 +267,7 @@ class GlobalStats:
 
         ``file=None`` only returns the text.
         """
+        _check_mocked("global_stats.report()")
         items = self.items()
         text = render_report(dict(items), {k: v.cache for k, v in items})
         if file is _STDERR:
