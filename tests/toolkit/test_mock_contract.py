@@ -25,10 +25,10 @@ from pytest_cachemock import (
 )
 from pytest_cachemock.backends import Backend
 from pytest_cachemock.backends.sqlite import SqliteBackend
-from pytest_cachemock.errors import MemoizerWarning, ValueEncodingError
+from pytest_cachemock.errors import MemoizerWarning, ValueDecodingError, ValueEncodingError
 from pytest_cachemock.kinds import Registry
 from pytest_cachemock.memoize import Memoizer
-from pytest_cachemock.serde import PassthroughSerde
+from pytest_cachemock.serde import PassthroughSerde, SignedPickleSerde
 
 
 class StrJsonSerde:
@@ -189,3 +189,56 @@ def test_an_attribute_holding_a_memory_backend_gets_a_mock_that_stores_objects(
     with _patch("prices", (Holder, "backend")) as patch:
         Holder.backend.put("k", 1.5)
         assert dict(patch.entries("prices")) == {"k": 1.5}
+
+
+# -- seed: by the cache's own keys and values, and what a raw seed cannot be --------------------
+
+
+def test_seed_by_a_caches_own_keys_goes_through_its_keyed_serde(
+    tmp_path: Path, fresh_stats: None
+) -> None:
+    signed = Weather(
+        SqliteBackend(tmp_path / "s.sqlite"), SignedPickleSerde("secret"), namespace="w", version=3
+    )
+    with _patch("wx", Weather) as patch:
+        patch.seed("wx", {"oslo": {"t": 3}}, cache=signed)
+        (stored_key,) = patch.entries("wx")
+        assert stored_key == "w::oslo:v3"
+        assert signed.get("oslo") == {"t": 3}
+        assert patch.stats()["wx"] == Stats(hits=1)
+        # The signature binds the entry to its key: copied under another key, it is refused.
+        copied = patch.entries("wx")[stored_key]
+        with pytest.raises(
+            ValueDecodingError, match=r"cannot decode the value seeded for 'w::x:v3'"
+        ):
+            patch.seed("wx", {"w::x:v3": copied})
+
+
+def test_a_memoizer_is_not_a_cache_to_seed_by_key(tmp_path: Path, fresh_stats: None) -> None:
+    memo = Memoizer(kind="notes2", backend=LogBackend(tmp_path / "m.log"))
+    with PatchCaches(registry=Registry()) as patch:
+        with pytest.raises(
+            TypeError, match=r"a Memoizer has no key -> value of its own; .*entry_for"
+        ):
+            patch.seed("notes2", {"k": 1}, cache=memo)
+        with pytest.raises(
+            ValueEncodingError, match=r"LogBackend stores bytes, got a int for key 'k'"
+        ):
+            patch.seed("notes2", {"k": 1})
+        assert dict(patch.entries("notes2")) == {}
+
+
+def test_a_raw_seed_readable_by_one_mock_of_the_kind_is_kept(
+    tmp_path: Path, fresh_stats: None
+) -> None:
+    Holder.backend = MemoryBackend()
+    Holder.backend_cls = LogBackend
+    with _patch("prices", (Holder, "backend"), (Holder, "backend_cls")) as patch:
+        patch.seed("prices", {"k": 1.5})  # the MemoryBackend's mock reads it back
+        assert Holder.backend.get("k") == 1.5
+    with _patch("prices", (Holder, "backend_cls")) as patch:
+        with pytest.raises(ValueEncodingError, match="got a float for key 'k'"):
+            patch.seed("prices", {"k": 1.5})
+        patch.seed("prices", {"k": memoryview(b"1.5")})
+        assert patch.entries("prices")["k"] == b"1.5"
+        assert type(patch.entries("prices")["k"]) is bytes
