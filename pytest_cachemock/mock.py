@@ -473,16 +473,14 @@ def _seed_refusal(
     ``reader``'s serde, for a RemoteCache), or None."""
     refused = mock.refuses(key, value)
     if refused is not None:
-        how = (
-            f"seed({kind!r}, {{{key[len(reader._prefix) : -len(reader._suffix)]!r}: value}}, "
-            "cache=<the cache>)"
-            if reader is not None
-            else f"seed({kind!r}, {{key: value}}, cache=<the cache>) for a RemoteCache of the kind"
-        )
-        return ValueEncodingError(
-            f"seed({kind!r}, ...): {refused}; seed the bytes it stores, or seed a cache's own "
-            f"keys and values: {how}"
-        )
+        how = "seed the bytes it would store (the value encoded by the application's serde)"
+        if reader is not None:
+            own = key[len(reader._prefix) : -len(reader._suffix)]
+            how = (
+                f"seed the bytes it stores, or seed the cache's own key and value: "
+                f"seed({kind!r}, {{{own!r}: value}}, cache=<the cache>)"
+            )
+        return ValueEncodingError(f"seed({kind!r}, ...): {refused}; {how}")
     if reader is None:
         return None
     from .serde import decode_for

@@ -121,11 +121,13 @@ def test_a_dict_seeded_raw_is_refused_at_the_seed_line(app: pytest.Pytester) -> 
             "E       *ValueEncodingError: seed('weather', ...): FileBackend stores bytes, got a "
             "dict for key 'weather::oslo:v2'; put it through a serde (JsonSerde, PickleSerde) "
             "first (the mock of kind 'weather' stands in for a FileBackend and refuses what it "
-            "refuses); seed the bytes it stores, or seed a cache's own keys and values: "
+            "refuses); seed the bytes it stores, or seed the cache's own key and value: "
             "seed('weather', {'oslo': value}, cache=<the cache>)",
             '>       patch_caches.seed("prices", {"sku-1": 9.5})',
             "E       *ValueEncodingError: seed('prices', ...): LogBackend stores bytes, got a "
-            "float for key 'sku-1'*",
+            "float for key 'sku-1'; * (the mock of kind 'prices' stands in for a LogBackend and "
+            "refuses what it refuses); seed the bytes it would store (the value encoded by the "
+            "application's serde)",
             '>       patch_caches.seed("notes", {"notes::a:v1": {"text": "hi"}})',
             "E       *ValueDecodingError: seed('notes', ...): NotesCache (namespace 'notes', serde "
             "JsonSerde()) cannot decode the value seeded for 'notes::a:v1', a dict (*), so its "

@@ -242,3 +242,20 @@ def test_a_raw_seed_readable_by_one_mock_of_the_kind_is_kept(
         patch.seed("prices", {"k": memoryview(b"1.5")})
         assert patch.entries("prices")["k"] == b"1.5"
         assert type(patch.entries("prices")["k"]) is bytes
+
+
+def test_seed_by_a_caches_own_keys_fails_where_its_put_would(
+    tmp_path: Path, fresh_stats: None
+) -> None:
+    weather = Weather(FileBackend(tmp_path / "f"), StrJsonSerde(), namespace="weather")
+    with _patch("wx", Weather) as patch:
+        with pytest.raises(ValueEncodingError) as caught:
+            patch.seed("wx", {"oslo": {"t": 3}}, cache=weather)
+        assert str(caught.value) == (
+            "seed('wx', ...): Weather.put('oslo', ...) would fail: FileBackend stores bytes, got "
+            "a str for key 'weather::oslo:v1'; put it through a serde (JsonSerde, PickleSerde) "
+            "first (the mock of kind 'wx' stands in for a FileBackend and refuses what it "
+            "refuses)"
+        )
+        assert dict(patch.entries("wx")) == {}
+        assert patch.stats()["wx"] == Stats()
