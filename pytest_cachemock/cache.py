@@ -8,6 +8,7 @@ a cache object created at import time is mocked as well as one created inside a 
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
 
 from . import _discovery as discovery
@@ -40,6 +41,10 @@ class RemoteCache(Generic[T]):
 
     backend_override_cls: ClassVar[Optional[BackendFactory]] = None
     kind: ClassVar[Optional[str]] = None
+    # Every live instance, weakly: PatchCaches.seed() asks the caches of a kind whether they
+    # could read what is seeded (their serde, their backend's value contract). Reached through
+    # a class of the kind, so a second import of this module (pytester) finds the right set.
+    _live_instances: ClassVar[weakref.WeakSet[RemoteCache[Any]]] = weakref.WeakSet()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -76,6 +81,7 @@ class RemoteCache(Generic[T]):
         self._counters = cache_stats.counters(type(self).__name__)
         self._override_factory: BackendFactory | None = None
         self._override: Backend[Any] | None = None
+        RemoteCache._live_instances.add(self)
 
     @property
     def backend(self) -> Backend[Any]:
@@ -84,7 +90,10 @@ class RemoteCache(Generic[T]):
         if factory is None:
             return self._backend
         if factory is not self._override_factory or self._override is None:
-            self._override = factory()
+            made = factory()
+            # The override learns what it replaces: a mock keeps a bytes-only store's contract.
+            stand_in = getattr(made, "stand_in_for", None)
+            self._override = made if stand_in is None else stand_in(self._backend)
             self._override_factory = factory
         return self._override
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Union
 
 from . import _discovery as discovery
 from ._spots import _ENVIRON, _MISSING, Spots, Undo, _set
+from .backends.base import Backend
 from .errors import KindConfigError
 from .mock import MockBackend
 
@@ -95,16 +96,22 @@ class Target:
 
     @classmethod
     def attribute(cls, obj: Any, attr: str, origin: str) -> Target:
-        """An attribute holding a backend instance (replaced by a mock) or factory."""
+        """An attribute holding a backend instance (replaced by a mock) or factory.
+
+        A backend instance or a Backend subclass gives mocks with its value contract: a
+        bytes-only backend's (``stores_bytes``) refuse what it refuses.
+        """
         value = getattr(obj, attr)
         if (
             callable(getattr(value, "get", None))
             and callable(getattr(value, "put", None))
             and (not isinstance(value, type))
         ):
-            return cls(obj, attr, MockBackend, origin)
+            # The mock keeps the value contract of the backend it replaces (bytes-only, say).
+            return cls(obj, attr, lambda kind: MockBackend.replacing(kind, value), origin)
         if callable(value):
-            return cls(obj, attr, MockBackend.with_name, origin)
+            like = value if isinstance(value, type) and issubclass(value, Backend) else None
+            return cls(obj, attr, lambda kind: MockBackend.with_name(kind, like), origin)
         raise KindConfigError(
             f"{origin}: {_describe(obj)}.{attr} holds a {type(value).__qualname__}, not a "
             "backend, a backend factory, or an object with backend_override_cls"

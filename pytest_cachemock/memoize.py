@@ -184,7 +184,12 @@ class Memoizer:
             return route
         with self._lock:
             if factory is not self._override_factory or self._override is None:
-                self._override = _Route(self, factory(), real=False)
+                made = factory()
+                # The override learns what it replaces (a mock keeps a bytes-only contract).
+                stand_in = getattr(made, "stand_in_for", None)
+                if stand_in is not None:
+                    made = stand_in(self._backend)
+                self._override = _Route(self, made, real=False)
                 self._override_factory = factory
             return self._override
 

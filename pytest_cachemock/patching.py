@@ -441,16 +441,24 @@ class PatchCaches:
         __tracebackhide__ = True
         return MappingProxyType(self._record(kind).entries)
 
-    def seed(self, kind: str, mapping: Mapping[str, Any]) -> None:
-        """Put ``mapping`` (stored key -> stored value) into ``kind``'s mock, without counting."""
+    def seed(self, kind: str, mapping: Mapping[str, Any], *, cache: Any = None) -> None:
+        """Put ``mapping`` into ``kind``'s mock, without counting.
+
+        Without ``cache``, ``mapping`` is stored key -> stored value, as ``entries()`` shows
+        them; a value that no mock or cache of the kind could read back is refused (not bytes
+        where the kind's mocks stand in for a bytes-only backend, or a value that the serde of
+        every cache whose keys it matches cannot decode). With ``cache`` (a RemoteCache of this
+        kind), ``mapping`` is the cache's own key -> value, stored as ``cache.put`` stores it:
+        the key formatted by ``cache.key_for``, the value encoded by its serde. Nothing is
+        stored unless every entry is accepted.
+        """
         __tracebackhide__ = True
+        from .mock import _seeded
+
         record = self._record(kind)
-        for key, value in mapping.items():
-            if not isinstance(key, str):
-                raise TypeError(f"seed({kind!r}, ...): keys are str, got {key!r}")
-            if value is None:
-                raise TypeError(f"seed({kind!r}, ...): value of {key!r} is None, which means miss")
-            record.entries[key] = value
+        declared = self._kinds.get(kind) or self.registry.kinds().get(kind)
+        targets = declared.targets if declared is not None else ()
+        record.entries.update(_seeded(kind, mapping, cache, targets))
 
     def fail(
         self,

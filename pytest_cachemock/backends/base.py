@@ -9,6 +9,9 @@ ask the flag instead of probing for methods or testing the class:
 
 - ``lists_entries``: ``items()``, ``delete(key)`` and ``clear()`` work;
 - ``locks_keys``: ``lock(key)`` returns a context manager that holds between processes;
+- ``stores_bytes``: the backend stores only bytes (bytearray and memoryview are stored as
+  bytes) and refuses any other value with a ValueEncodingError; a mock standing in for it
+  refuses what it refuses (see :meth:`Backend.stand_in_for`);
 - ``writes_behind``: plain puts may be handed to a memoizer's writer thread;
 - ``keeps_limits`` (a property): the backend enforces limits (a size bound, a time-to-live)
   that a front cache in front of it would get around;
@@ -34,7 +37,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ..counters import NameCounters, cache_stats
 from ..errors import KeyEncodingError, UserError, ValueEncodingError
@@ -52,6 +55,10 @@ class Backend(ABC, Generic[T]):
 
     locks_keys: ClassVar[bool] = False
     """True where :meth:`lock` returns a context manager that holds between processes."""
+
+    stores_bytes: ClassVar[bool] = False
+    """True where the backend stores only bytes (FileBackend, LogBackend, SqliteBackend): a
+    value that is not bytes, bytearray or memoryview is refused with a ValueEncodingError."""
 
     writes_behind: ClassVar[bool] = False
     """True where plain puts may be handed to a memoizer's writer thread (a slow store whose
@@ -157,6 +164,15 @@ class Backend(ABC, Generic[T]):
         if type(key) is not str:
             raise key_error(self, "peek", key)
         return self._get(key)
+
+    def stand_in_for(self, real: Backend[Any]) -> Backend[Any]:
+        """The backend to use in place of ``real``, the backend of the controller (a
+        RemoteCache, a Memoizer) that made this one from its ``backend_override_cls``.
+
+        Returns self; a mock returns one that keeps ``real``'s value contract (a bytes-only
+        backend's mock refuses what it refuses). Called once per override, off the hot path.
+        """
+        return self
 
     # -- what a backend may be able to do (see the flags) ---------------------------------------
 

@@ -146,6 +146,7 @@ class FileBackend(Backend[bytes]):
     """
 
     lists_entries = True
+    stores_bytes = True
     locks_keys = True
     writes_behind = True  # a put writes a file: slow enough to hand to a writer thread
 

@@ -58,6 +58,7 @@ class LogBackend(Backend[bytes]):
     """
 
     lists_entries = True
+    stores_bytes = True
 
     def __init__(
         self,

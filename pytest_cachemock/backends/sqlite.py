@@ -143,6 +143,7 @@ class SqliteBackend(Backend[bytes]):
     """
 
     lists_entries = True
+    stores_bytes = True
 
     def __init__(
         self,

@@ -33,7 +33,7 @@ from pytest_cachemock import (
     cache_stats,
 )
 from pytest_cachemock.backends import Backend
-from pytest_cachemock.errors import KeyEncodingError, UserError
+from pytest_cachemock.errors import KeyEncodingError, UserError, ValueEncodingError
 from pytest_cachemock.kinds import Registry
 from pytest_cachemock.mock import current_store
 
@@ -97,6 +97,15 @@ def mock() -> Iterator[Maker]:
     registry.add(KIND, origin="test_backend_contract")
     with PatchCaches(registry=registry):
         yield Maker(lambda: MockBackend(KIND), sized=False)
+
+
+@backend_factory
+def mock_of_log() -> Iterator[Maker]:
+    """The mock standing in for a LogBackend (bytes only): the contract, and the log's refusals."""
+    registry = Registry()
+    registry.add(KIND, origin="test_backend_contract")
+    with PatchCaches(registry=registry):
+        yield Maker(lambda: MockBackend.replacing(KIND, LogBackend), sized=False)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -326,6 +335,28 @@ def test_storing_none_is_refused_and_counted(backend: Backend[Any]) -> None:
     assert backend.get("new") is None
     assert dict(backend.items()) == {"k": b"v"}
     assert counts(backend) == counted(hit=1, miss=1, put=1, exception=3)
+
+
+@pytest.mark.parametrize("value", [1.5, "text", {"a": 1}, [b"x"]], ids=repr)
+def test_stores_bytes_says_what_is_refused(backend: Backend[Any], value: Any) -> None:
+    """A backend whose ``stores_bytes`` is True refuses a value that is not bytes-like (a
+    ValueEncodingError, counted) and stores bytearray and memoryview as bytes; one whose flag
+    is False stores it."""
+    if not backend.stores_bytes:
+        backend.put("k", value)
+        assert backend.get("k") == value
+        return
+    for store in (backend.put, backend.add):
+        with pytest.raises(
+            ValueEncodingError,
+            match=rf" stores bytes, got a {type(value).__qualname__} for key 'k'",
+        ):
+            store("k", value)
+    backend.put("a", bytearray(b"ab"))
+    backend.add("m", memoryview(b"mv"))
+    assert (backend.get("a"), backend.get("m")) == (b"ab", b"mv")
+    assert type(backend.get("a")) is bytes
+    assert counts(backend) == counted(hit=3, put=2, exception=2)
 
 
 # -- counting ------------------------------------------------------------------------------
