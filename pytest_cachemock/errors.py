@@ -16,6 +16,7 @@ __all__ = [
     "CacheError",
     "CachemockWarning",
     "FileLockTimeoutError",
+    "ForeignTrafficWarning",
     "KeyEncodingError",
     "KeyPicklingError",
     "KindConfigError",
@@ -159,3 +160,9 @@ class NotMockedWarning(CachemockWarning):
     """``global_stats`` was read where no ``PatchCaches`` had run (under pytest: in this test,
     on this thread): nothing was mocked, so the counts are not the code's, and its real caches
     were used. Request the ``patch_caches`` (or ``global_stats``) fixture."""
+
+
+class ForeignTrafficWarning(CachemockWarning):
+    """While a test ran in isolation mode ``thread``, threads that belong to no running test
+    (started before it: a long-lived thread or pool) used its mocks; their traffic was kept
+    apart, not counted, and thrown away. ``isolation="process"`` counts every thread."""

@@ -13,138 +13,25 @@ bytes as that backend does, so a test fails where production would. Controllers 
 override what it replaces (:meth:`Backend.stand_in_for`); an attribute target holding a
 backend or a backend class makes its mocks with that backend's contract.
 
-Stores are per isolation mode. Only ``thread`` exists today: each thread sees its own entries
-and counters, as in the seed. Other modes plug in behind the small :class:`Store` interface.
+Where the entries and counters live, and which threads share them (the isolation modes), is
+``_store``'s business: the mock asks the current store for its kind's record.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
+from ._store import Fault, KindRecord, ThreadStore, _store, current_store
 from .backends.base import Backend, bytes_value, key_error
 from .errors import UserError, ValueDecodingError, ValueEncodingError
 
-__all__ = ["Fault", "KindRecord", "MockBackend", "Store", "ThreadStore", "current_store"]
+__all__ = ["Fault", "KindRecord", "MockBackend", "ThreadStore", "current_store"]
 
 
-class Fault:
-    """An armed failure: raise ``exc`` on ``on`` operations, ``times`` times (None: until reset)."""
-
-    __slots__ = ("exc", "on", "times")
-
-    def __init__(
-        self, on: str, exc: BaseException | type[BaseException], times: int | None
-    ) -> None:
-        self.on = on
-        self.exc = exc
-        self.times = times
-
-    def matches(self, op: str) -> bool:
-        return self.on == "both" or self.on == op
-
-
-class KindRecord:
-    """Entries and counters of one kind in one store, and the fault armed on it."""
-
-    __slots__ = ("_fault", "_ready", "entries", "errors", "hits", "kind", "misses", "puts")
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.entries: dict[str, Any] = {}
-        self.puts = 0
-        self.hits = 0
-        self.misses = 0
-        self.errors = 0
-        self._fault: Fault | None = None
-        # The table of records with no fault armed where the mock found this one (see
-        # ThreadStore.ready): arming a fault takes the record out of it.
-        self._ready: dict[str, KindRecord] | None = None
-
-    @property
-    def fault(self) -> Fault | None:
-        return self._fault
-
-    @fault.setter
-    def fault(self, fault: Fault | None) -> None:
-        self._fault = fault
-        if fault is not None and self._ready is not None:
-            self._ready.pop(self.kind, None)
-            self._ready = None
-
-
-class Store(Protocol):
-    """Where mock entries and counters live for one isolation mode."""
-
-    def record(self, kind: str) -> KindRecord:
-        """The record of ``kind``, created empty on first use."""
-        ...
-
-    def records(self) -> dict[str, KindRecord]:
-        """Every record of this store (for this thread, in thread mode)."""
-        ...
-
-    def reset(self) -> None:
-        """Drop every entry and counter."""
-        ...
-
-
-class ThreadStore:
-    """Isolation mode ``thread``: each thread has its own records.
-
-    They are ``local.records``, a dict set on a thread's first use. ``local.ready`` holds
-    those of them that have no fault armed, put there by the mock's first operation on each:
-    a mock's get or put finds its record there in one lookup and checks nothing more. ``local``
-    is a plain ``threading.local``: reading an attribute of a subclass of it costs more on
-    every call.
-    """
-
-    isolation = "thread"
-
-    def __init__(self) -> None:
-        self.local = threading.local()
-
-    def record(self, kind: str) -> KindRecord:
-        records = self.records()
-        found = records.get(kind)
-        if found is None:
-            found = records[kind] = KindRecord(kind)
-        return found
-
-    def records(self) -> dict[str, KindRecord]:
-        try:
-            found: dict[str, KindRecord] = self.local.records
-        except AttributeError:  # this thread's first use: reset() makes both tables
-            self.reset()
-            found = self.local.records
-        return found
-
-    def ready(self) -> dict[str, KindRecord]:
-        """This thread's records with no fault armed (as far as the mock has met them)."""
-        self.records()  # the thread's tables exist
-        found: dict[str, KindRecord] = self.local.ready
-        return found
-
-    def reset(self) -> None:
-        self.local.records = {}
-        self.local.ready = {}
-
-    def mark(self, token: object) -> None:
-        """Note, for this thread, what started its store (a PatchCaches, in a scope and test)."""
-        self.local.started = token
-
-    def marked(self) -> object:
-        """What :meth:`mark` noted last in this thread, or None."""
-        return getattr(self.local, "started", None)
-
-
-_store = ThreadStore()
 _factories: dict[tuple[str, object], Callable[[], MockBackend]] = {}
-
-
-def current_store() -> ThreadStore:
-    return _store
+_fault_lock = threading.Lock()
 
 
 class MockBackend(Backend[Any]):
@@ -218,7 +105,8 @@ class MockBackend(Backend[Any]):
         if fault is None:
             ready = self._store.ready()
             ready[self.kind] = record
-            record._ready = ready
+            if record.fault is not None:  # armed meanwhile, from another thread
+                ready.pop(self.kind, None)
         elif fault.matches(op):
             self._raise(record, op, key)
         return record
@@ -268,32 +156,29 @@ class MockBackend(Backend[Any]):
     def peek(self, key: str) -> Any:
         if type(key) is not str:
             raise key_error(self, "peek", key)
-        record = self._store.records().get(self.kind)
-        return None if record is None else record.entries.get(key)
+        return self._store.record(self.kind).entries.get(key)
 
     def items(self) -> Iterator[tuple[str, Any]]:
         """The current store's entries of this kind (a copy: safe to iterate while others write)."""
-        record = self._store.records().get(self.kind)
-        return iter(() if record is None else list(record.entries.items()))
+        return iter(list(self._store.record(self.kind).entries.items()))
 
     def delete(self, key: str) -> bool:
         """Remove ``key`` from the current store's entries of this kind; True when it was there."""
-        record = self._store.records().get(self.kind)
-        return record is not None and record.entries.pop(key, None) is not None
+        return self._store.record(self.kind).entries.pop(key, None) is not None
 
     def clear(self) -> None:
         """Remove the current store's entries of this kind (its counters stay)."""
-        record = self._store.records().get(self.kind)
-        if record is not None:
-            record.entries.clear()
+        self._store.record(self.kind).entries.clear()
 
     def _raise(self, record: KindRecord, op: str, key: str) -> None:
-        fault = record.fault
-        assert fault is not None
-        if fault.times is not None:
-            fault.times -= 1
-            if fault.times <= 0:
-                record.fault = None
+        with _fault_lock:  # threads of one store share the fault: each use counts once
+            fault = record.fault
+            if fault is None:  # used up by another thread meanwhile
+                return
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    record.fault = None
         record.errors += 1
         exc = fault.exc
         if isinstance(exc, type):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # KindConfigError and UnknownKindUsageError live in errors.py; the names stay importable here.
 __all__ = ["KindConfigError", "PatchCaches", "UnknownKindUsageError"]
 
-_ISOLATION_MODES = ("thread",)
+_ISOLATION_MODES = ("thread", "process")
 _SWITCH_MODES = ("keep", "off")
 _FAULT_OPS = ("get", "put", "both")
 
@@ -46,8 +46,29 @@ def _check_isolation(isolation: object) -> None:
     if isolation not in _ISOLATION_MODES:
         raise ValueError(
             f"isolation={isolation!r} is not available; this version has "
-            f"{', '.join(map(repr, _ISOLATION_MODES))} (process and shared come later)"
+            f"{', '.join(map(repr, _ISOLATION_MODES))} ('shared' comes later)"
         )
+
+
+def _warn_foreign(foreign: Mapping[str, KindRecord], isolation: str) -> None:
+    """One warning for what threads that belong to no running test did while a block ran."""
+    import warnings
+
+    from .errors import ForeignTrafficWarning
+
+    parts = []
+    for kind, record in sorted(foreign.items()):
+        stats = Stats(record.puts, record.hits, record.misses, errors=record.errors)
+        parts.append(f"{kind} ({stats})")
+    warnings.warn(
+        ForeignTrafficWarning(
+            f"cache traffic from threads that belong to no running test (started before it: a "
+            f"long-lived thread or pool) is not in this test's stats: {', '.join(parts)}. It "
+            f"was kept apart and thrown away (isolation={isolation!r}); "
+            "isolation='process' counts every thread of the process"
+        ),
+        stacklevel=3,
+    )
 
 
 def _switch_plan(
@@ -267,6 +288,9 @@ class PatchCaches:
         self._kinds: dict[str, CacheKind] = {}
         self._baseline: counters.Snapshot = {}
         self._active = False
+        self._box: Any = None  # the store it opened (_store._Box)
+        # What threads that belong to no running test did while it ran (see _store).
+        self._foreign: Mapping[str, KindRecord] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -277,9 +301,7 @@ class PatchCaches:
             self.registry.autoload()
         kinds = self.registry.kinds()
         self._check(self._enable, kinds)
-        store = current_store()
-        store.reset()
-        store.mark((self._scope, self._scope.epoch))
+        box = current_store().open(self.isolation, (self._scope, self._scope.epoch))
         keep = self.switches == "keep"
         layer = _Layer()
         steps: list[tuple[Callable[[Any], Undo], Any]] = [
@@ -288,7 +310,13 @@ class PatchCaches:
         steps += [
             (switch.set, on) for switch, on in _switch_plan(kinds, self._enable) if on or not keep
         ]
-        _open(layer, steps)
+        try:
+            _open(layer, steps)
+        except BaseException:
+            current_store().close(box)
+            raise
+        self._box = box
+        self._foreign = {}
         self._kinds = kinds
         self._layer = layer
         self._baseline = counters.cache_stats.raw()
@@ -320,8 +348,12 @@ class PatchCaches:
         self._active = False
         with _log_lock:
             _state.running[:] = [running for running in _state.running if running is not self]
+        foreign = current_store().close(self._box) if self._box is not None else {}
+        self._foreign = foreign
         try:
             _close(self._layer)
+            if foreign:
+                _warn_foreign(foreign, self.isolation)
         finally:
             listeners = self._scope.listeners
             if listeners:
@@ -502,7 +534,27 @@ class PatchCaches:
         """Per-kind stats, then the entries, values cut at 100 characters."""
         records = current_store().records()
         stats = self.stats()
-        return render_report(stats, {k: records[k].entries for k in stats if k in records})
+        text = render_report(stats, {k: records[k].entries for k in stats if k in records})
+        foreign = self.foreign_stats()
+        if foreign:
+            lines = [f"  {kind}  {stats}" for kind, stats in sorted(foreign.items())]
+            text += (
+                "\nForeign traffic (threads that belong to no running test; not counted):\n"
+                + "\n".join(lines)
+            )
+        return text
+
+    def foreign_stats(self) -> dict[str, Stats]:
+        """Per kind, what threads that belong to no running test did while this ran (isolation
+        ``thread``: threads started before it, long-lived pools); not in :meth:`stats`."""
+        records = self._foreign
+        if self._active and self._box is not None and self._box.foreign is not None:
+            records = self._box.foreign.sums()
+        return {
+            kind: Stats(r.puts, r.hits, r.misses, errors=r.errors)
+            for kind, r in records.items()
+            if r.puts or r.hits or r.misses or r.errors
+        }
 
     def library_stats(self) -> counters.Snapshot:
         """What the library's ``cache_stats`` counted since this PatchCaches started."""

@@ -94,6 +94,7 @@ class _Session:
         self.setups_before: dict[str, int] = {}
         self.summary: Summary | None = None
         self.autouse = False
+        self.isolation = "thread"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -173,7 +174,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="cache kinds, one a line: 'name target=pkg.mod:Name switch=pkg.mod:FLAG'",
     )
+    group.addoption(
+        "--cachemock-isolation",
+        default=None,
+        metavar="MODE",
+        help="isolation mode of every test's store: thread (default: a test's own threads and "
+        "the threads they start) or process (every thread); overrides cachemock_isolation",
+    )
     parser.addini("cachemock_profiles", type="args", default=[], help="built-in profiles to load")
+    parser.addini(
+        "cachemock_isolation",
+        default="thread",
+        help="isolation mode of every test's store: thread or process (the marker's wins)",
+    )
     parser.addini(
         "cachemock_autouse",
         type="bool",
@@ -198,6 +211,7 @@ def pytest_configure(config: pytest.Config) -> None:
         for name in config.getoption("cachemock_profile")
     ]
     session.autouse = _ini_bool(config, "cachemock_autouse")
+    session.isolation = _isolation(config)
     hooks = config.hook.pytest_cachemock_register_kinds.get_hookimpls()
     try:
         kinds._load(
@@ -226,6 +240,20 @@ def _ini_bool(config: pytest.Config, name: str) -> bool:
             f"cachemock: ini option {name} = {value!r} is not a boolean; write true or false "
             "(also accepted, in any case: yes/no, on/off, 1/0, y/n, t/f)"
         ) from None
+
+
+def _isolation(config: pytest.Config) -> str:
+    """The suite's isolation mode: the option's, else the ini option's; checked."""
+    given = config.getoption("cachemock_isolation")
+    where = f"option --cachemock-isolation={given}"
+    if given is None:
+        given = str(config.getini("cachemock_isolation")).strip()
+        where = f"ini option cachemock_isolation = {given}"
+    try:
+        patching._check_isolation(given)
+    except ValueError as exc:
+        raise pytest.UsageError(f"cachemock: {where}: {exc}") from None
+    return str(given)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -358,6 +386,7 @@ def patch_caches(
         options = node.stash.get(_OPTIONS, None)
         if options is None:
             options = _marker_options(node)
+        options = {"isolation": request.config.stash[_SESSION].isolation, **options}
         patch = PatchCaches(switches="off", **options)
         patch.start()
     except (ValueError, KindConfigError) as exc:

@@ -155,9 +155,9 @@ def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> 
         ),
         ("cachemock(enable=['pages', None])", "*got a NoneType in the list"),
         (
-            "cachemock(isolation='process')",
-            "@pytest.mark.cachemock: isolation='process' is not available; this version has"
-            " 'thread'*",
+            "cachemock(isolation='shared')",
+            "@pytest.mark.cachemock: isolation='shared' is not available; this version has"
+            " 'thread', 'process'*",
         ),
         ("cachemock(isolation='nonsense')", "*isolation='nonsense' is not available*"),
         (

@@ -279,7 +279,7 @@ def test_setup_teardown_classmethods_nest(
     assert os.environ["CACHEMOCK_TEST_FLAG"] == "x"
 
 
-def test_stores_are_per_thread() -> None:
+def test_threads_started_in_the_block_share_its_store() -> None:
     class Threaded(RemoteCache[int]):  # no ``kind``: declared in a registry of its own
         pass
 
@@ -292,15 +292,18 @@ def test_stores_are_per_thread() -> None:
 
         def work() -> None:
             cache.put("other", 2)
-            cache.get("main")  # not visible in this thread: a miss
+            assert cache.get("main") == 1  # the test's entry: a hit
             seen.append(patch.stats()["patch_threaded"])
 
         thread = threading.Thread(target=work)
         thread.start()
         thread.join()
-        assert seen == [Stats(puts=1, misses=1)]
-        assert patch.stats()["patch_threaded"] == Stats(puts=1)
-        assert list(patch.entries("patch_threaded")) == ["patch_threaded::main:v1"]
+        assert seen == [Stats(puts=2, hits=1)]
+        assert patch.stats()["patch_threaded"] == Stats(puts=2, hits=1)
+        assert sorted(patch.entries("patch_threaded")) == [
+            "patch_threaded::main:v1",
+            "patch_threaded::other:v1",
+        ]
 
 
 def test_env_switch_name_is_checked() -> None:

@@ -164,20 +164,32 @@ def test_a_fault_that_is_not_an_exception_is_counted_once_too(fresh_stats: None)
     assert snap(mock.name) == {"hit": 0, "miss": 0, "put": 0, "exception": 1}
 
 
-def test_entries_are_listed_deleted_and_cleared_in_this_threads_store(fresh_stats: None) -> None:
+def test_entries_are_listed_deleted_and_cleared_in_this_tests_store(fresh_stats: None) -> None:
+    foreign: list[object] = []
+    go = threading.Event()
+    done = threading.Event()
+
+    def long_lived() -> None:  # started before the block: not the test's thread
+        go.wait()
+        foreign.append((list(mock.items()), mock.peek("a")))
+        done.set()
+
+    before = threading.Thread(target=long_lived)
+    before.start()
     with pages("notes") as patch:
         mock = MockBackend("notes")
         other = MockBackend("other")
         mock.put("a", b"1")
         mock.put("b", b"2")
         other.put("a", b"theirs")
+        go.set()
+        done.wait(10)
+        assert foreign == [([], None)]  # a thread from before the block sees nothing of it
         seen: list[object] = []
-        thread = threading.Thread(
-            target=lambda: seen.append((list(mock.items()), mock.peek("a"), mock.delete("a")))
-        )
-        thread.start()
+        thread = threading.Thread(target=lambda: seen.append((list(mock.items()), mock.peek("b"))))
+        thread.start()  # started in the block: it shares the test's store
         thread.join()
-        assert seen == [([], None, False)]  # another thread has its own store
+        assert seen == [([("a", b"1"), ("b", b"2")], b"2")]
         assert sorted(mock.items()) == [("a", b"1"), ("b", b"2")]
         assert mock.peek("a") == b"1"
         assert mock.delete("a") is True
