@@ -276,3 +276,26 @@ def test_under_pytest_the_session_reads_the_config_once(pytester: pytest.Pyteste
     )
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
+
+
+def test_unittest_kinds_declared_in_code_on_the_process_registry(
+    pytester: pytest.Pytester,
+) -> None:
+    # The documented stand-in for the conftest hook, which unittest does not run: a package
+    # __init__ (or the test module) adds the kind to the process registry.
+    pytester.makepyfile(shopapp=SHOPAPP)
+    pkg = pytester.path / "tests"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "import shopapp\n"
+        "from pytest_cachemock import PatchCaches\n\n"
+        "PatchCaches().registry.add(\n"
+        '    "prices",\n'
+        "    targets=[(shopapp.PriceClient, 'backend')],\n"
+        "    switches=[(shopapp, 'USE_REAL_PRICES'), 'env:SHOP_PRICES'],\n"
+        ")\n"
+    )
+    (pkg / "test_prices.py").write_text(PRICES_TESTCASE)
+    proc = run_unittest(pytester.path, "discover", "-s", "tests", "-t", ".")
+    assert proc.returncode == 0, proc.stderr
+    assert "ORIGIN Registry.add" in proc.stdout
