@@ -26,7 +26,10 @@ PY
   fi
   rm -f "$stamp"
   # A pip older than 21.3 cannot make an editable install from pyproject.toml alone.
-  "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  if ! "$dir/bin/python" -c 'import sys, pip; v = pip.__version__.split(".")
+sys.exit([int(x) for x in v[:2]] < [21, 3])'; then
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  fi
   "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
   VENV_INSTALLED=1
   printf '%s\n' "$want" >"$stamp"
