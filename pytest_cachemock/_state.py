@@ -1,9 +1,10 @@
 """The live state ``PatchCaches`` and ``global_stats`` read: the registry of kinds, and who hears
 of each stop.
 
-A :class:`Scope` holds both. Outside pytest (unittest, a script) there is one for the process.
-Each pytest session makes its own in ``pytest_configure``, keeps it in ``config.stash`` and
-enters it here; it leaves it at ``pytest_unconfigure``. Code that has no ``config`` at hand (a
+A :class:`Scope` holds both. Outside pytest (unittest, a script) there is one for the process;
+it declares the kinds of the pytest configuration file when first used (_inifiles). Each
+pytest session makes its own in ``pytest_configure``, keeps it in ``config.stash`` and enters
+it here; it leaves it at ``pytest_unconfigure``. Code that has no ``config`` at hand (a
 bare ``PatchCaches()``, ``global_stats``) uses the newest scope entered and not left. A nested
 session (pytester's in-process run) enters its own and leaves exactly that one, in whatever
 order the sessions end, so it cannot take the outer session's kinds with it.
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import _inifiles
 from .kinds import Registry
 
 if TYPE_CHECKING:
@@ -49,9 +51,16 @@ _lock = threading.Lock()
 
 
 def current() -> Scope:
-    """The newest scope entered and not left; the process's when none is."""
+    """The newest scope entered and not left; the process's when none is.
+
+    The process's registry declares the kinds of the pytest configuration file the first time
+    it is returned (see _inifiles): a plain unittest run knows them too.
+    """
     entered = _entered
-    return entered[-1] if entered else PROCESS
+    if entered:
+        return entered[-1]
+    _inifiles.read_once(PROCESS.registry)
+    return PROCESS
 
 
 def enter(scope: Scope) -> None:

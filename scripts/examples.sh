@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the main job: the example suite with the per-kind stats report.
+# The main job: the example suite with the per-kind stats report, in .venv-examples, which has
+# the package and what it depends on (pytest) and nothing else: no torch, no linters. The
+# install is skipped when nothing that decides it changed (scripts/_venv.sh). Extra arguments
+# go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+source scripts/_venv.sh
+venv_install .venv-examples -e .
 cd examples
-../.venv/bin/python -m pytest --cachemock-report "$@"
+exec ../.venv-examples/bin/python -m pytest --cachemock-report "$@"
