@@ -55,6 +55,33 @@ class Summary:
     def __init__(self) -> None:
         self.totals: dict[str, tuple[int, int, int, int]] = {}
         self.tests: dict[str, int] = {}
+        self.workers = 0  # pytest-xdist workers whose totals were merged in
+
+    def data(self) -> dict[str, object]:
+        """The totals as builtin types, for an xdist worker to send to the controller."""
+        return {
+            "totals": {kind: list(counts) for kind, counts in self.totals.items()},
+            "tests": dict(self.tests),
+        }
+
+    def merge(self, data: Mapping[str, object]) -> None:
+        """Add a worker's :meth:`data`."""
+        totals = data.get("totals", {})
+        tests = data.get("tests", {})
+        assert isinstance(totals, dict)
+        assert isinstance(tests, dict)
+        for kind, counts in totals.items():
+            total = self.totals.get(kind, (0, 0, 0, 0))
+            puts, hits, misses, errors = (int(n) for n in counts)
+            self.totals[kind] = (
+                total[0] + puts,
+                total[1] + hits,
+                total[2] + misses,
+                total[3] + errors,
+            )
+        for kind, n in tests.items():
+            self.tests[kind] = self.tests.get(kind, 0) + int(n)
+        self.workers += 1
 
     def add(self, stats: Mapping[str, _Counts]) -> None:
         """Add the stats of one stopped ``PatchCaches``."""

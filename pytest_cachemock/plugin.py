@@ -21,6 +21,7 @@ from .stats import GlobalStats, Stats, _explain_mismatch, _last_mismatch
 from .stats import global_stats as _global_stats
 
 _SESSION = pytest.StashKey["_Session"]()
+_WORKER_KEY = "cachemock_summary"  # in an xdist worker's workeroutput
 _OPTIONS = pytest.StashKey[dict[str, Any]]()  # an item's marker options, checked at collection
 _GUARD = "_cachemock_guard"
 _OPEN_SETUPS = patching._setups  # the PatchCaches.setUp() calls not yet torn down
@@ -138,6 +139,12 @@ class _Session:
         else:
             self.setups_before.pop(report.nodeid, None)
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # On a pytest-xdist worker: send the totals to the controller, which prints them.
+        output = getattr(session.config, "workeroutput", None)
+        if output is not None and self.summary is not None:
+            output[_WORKER_KEY] = self.summary.data()
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.summary is None:
             return
@@ -147,6 +154,22 @@ class _Session:
             return
         for line in self.summary.lines():
             terminalreporter.write_line(line)
+        workers = self.summary.workers
+        if workers:
+            plural = "s" if workers != 1 else ""
+            terminalreporter.write_line(f"(summed over {workers} pytest-xdist worker{plural})")
+
+
+class _XdistController:
+    """Registered on a pytest-xdist controller only (xdist's hook exists only there)."""
+
+    def __init__(self, summary: Summary) -> None:
+        self.summary = summary
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        data = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+        if data is not None:
+            self.summary.merge(data)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -225,6 +248,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("cachemock_report"):
         session.summary = Summary()
         session.scope.listeners.append(session.summary.add)
+        is_worker = hasattr(config, "workerinput")
+        if config.pluginmanager.hasplugin("xdist") and not is_worker:
+            config.pluginmanager.register(
+                _XdistController(session.summary), "cachemock-xdist-controller"
+            )
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:
