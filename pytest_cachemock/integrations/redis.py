@@ -120,6 +120,8 @@ def _client_class() -> type[Any]:
     class InjectedConnectionError(redis.ConnectionError, builtins.ConnectionError):
         """An injected ConnectionError: both redis-py's and the built-in one."""
 
+    run = redis.Redis.execute_command  # fakeredis does not override it
+
     class CountingFakeRedis(fakeredis.FakeRedis):
         """A fakeredis client that counts GET/MGET/HGET and SET/SETEX/MSET/HSET for a kind."""
 
@@ -150,14 +152,14 @@ def _client_class() -> type[Any]:
                     name = name.decode("ascii", "replace")
                 how = _HOW.get(name.upper()) if isinstance(name, str) else None
                 if how is None:
-                    return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+                    return run(self, *args, **options)  # type: ignore[no-untyped-call]
             try:
                 record = self._cachemock_local.ready[self._cachemock_kind]
             except (KeyError, AttributeError):
                 record = self._cachemock_live("put" if how >= _SET else "get", args)
             if record.entries is not self._cachemock_entries:  # after reset(), another thread
                 record.entries = self._cachemock_entries
-            reply = super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+            reply = run(self, *args, **options)  # type: ignore[no-untyped-call]
             if how == _GET:
                 if reply is None:
                     record.misses += 1

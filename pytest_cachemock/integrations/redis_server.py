@@ -53,7 +53,7 @@ class RedisServer:
     def __init__(self, program: str | None = None, *, directory: str | None = None) -> None:
         found = program or os.environ.get("CACHEMOCK_REDIS_SERVER") or shutil.which("redis-server")
         if not found:
-            raise FileNotFoundError(f"redis-server not found on PATH; {INSTALL_HINT}")
+            raise FileNotFoundError("redis-server is not on PATH")
         self.program = found
         self._own_dir = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="cachemock-redis-")

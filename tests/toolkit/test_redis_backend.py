@@ -179,12 +179,16 @@ def test_a_remote_cache_over_redis_counts_in_both_layers(shared: RedisServer) ->
     assert pages.get("home") == {"title": "Home"}
     assert raw(shared).get(b"cachemock:pages::home:v1") == b'{"title":"Home"}'
     snap = cache_stats.snapshot()
-    assert snap["redis-pages"] == snap["RemoteCache"] == {
-        "hit": 1,
-        "miss": 1,
-        "put": 1,
-        "exception": 0,
-    }
+    assert (
+        snap["redis-pages"]
+        == snap["RemoteCache"]
+        == {
+            "hit": 1,
+            "miss": 1,
+            "put": 1,
+            "exception": 0,
+        }
+    )
 
 
 # -- faults --------------------------------------------------------------------------------
@@ -319,3 +323,34 @@ def test_a_server_that_was_never_there_is_a_counted_miss_at_once() -> None:
     assert got is None
     assert took < backend.call_bound
     assert counted(backend) == {"hit": 0, "miss": 1, "put": 0, "exception": 1}
+
+
+# -- the fixture without a server ------------------------------------------------------------
+
+SUITE = """
+pytest_plugins = ["pytest_cachemock.integrations.redis_server"]
+
+def test_uses_the_server(redis_server):
+    pass
+"""
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_without_redis_server_the_fixture_skips_or_fails_under_ci(
+    ci: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CACHEMOCK_REDIS_SERVER", str(pytester.path / "no-such-redis-server"))
+    monkeypatch.setenv("CI", ci)
+    pytester.makepyfile(SUITE)
+    result = pytester.runpytest_subprocess("-rs")
+    if ci:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*CI=true, and no redis-server could be started: *"])
+    else:
+        result.assert_outcomes(skipped=1)
+        result.stdout.fnmatch_lines(
+            [
+                "SKIPPED *no redis-server could be started (*); install Redis to run them: "
+                "apt-get install redis-server (Debian, Ubuntu), brew install redis (macOS)*"
+            ]
+        )
