@@ -237,20 +237,30 @@ class ServerEntries(MutableMapping[str, Any]):
         return f"<a redis {kind.decode()}>"
 
     def __setitem__(self, key: str, value: Any) -> None:
-        k = _key(key)
-        if isinstance(value, Mapping):
-            pipe = self._raw.pipeline()
-            pipe.delete(k)
-            if value:
-                pipe.hset(k, mapping=dict(value))
-            pipe.execute()
-        elif isinstance(value, (bytes, bytearray, memoryview, str, int, float)):
-            self._raw.set(k, bytes(value) if isinstance(value, (bytearray, memoryview)) else value)
-        else:
-            raise TypeError(
-                f"a redis kind's entry {key!r} is bytes, str, int or float (a string key) or a "
-                f"mapping (a hash), got a {type(value).__qualname__}"
-            )
+        self.update({key: value})
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Write every entry, or none when one is refused (``seed()`` goes through here)."""
+        entries = dict(other, **kwargs)
+        for key, value in entries.items():
+            if not isinstance(key, str) or not isinstance(
+                value, (Mapping, bytes, bytearray, memoryview, str, int, float)
+            ):
+                raise TypeError(
+                    f"seed: an entry of a redis kind is a str key with a bytes, str, int or "
+                    f"float value (stored as a string) or a mapping (stored as a hash); got "
+                    f"{key!r}: a {type(value).__qualname__}; nothing was stored"
+                )
+        pipe = self._raw.pipeline()
+        for key, value in entries.items():
+            k = _key(key)
+            if isinstance(value, Mapping):
+                pipe.delete(k)
+                if value:
+                    pipe.hset(k, mapping=dict(value))
+            else:
+                pipe.set(k, bytes(value) if isinstance(value, (bytearray, memoryview)) else value)
+        pipe.execute()
 
     def __delitem__(self, key: str) -> None:
         if not self._raw.delete(_key(key)):

@@ -126,6 +126,11 @@ def test_entries_seed_and_fail(pytester: pytest.Pytester) -> None:
             assert global_stats.sessions == Stats(hits=2)   # seeding counted nothing
             assert patch_caches.entries("sessions")["h"] == {"f": b"1"}
 
+        def test_a_seed_refused_stores_nothing(patch_caches):
+            with pytest.raises(TypeError, match=r"got 'bad': a list; nothing was stored"):
+                patch_caches.seed("sessions", {"good": b"1", "bad": [1, 2]})
+            assert dict(patch_caches.entries("sessions")) == {}
+
         def test_fail_raises_a_redis_connection_error(patch_caches, global_stats):
             patch_caches.fail("sessions", on="get", times=1)
             assert redisapp.profile_or_none(1) is None      # the app's except caught it
@@ -149,7 +154,7 @@ def test_entries_seed_and_fail(pytester: pytest.Pytester) -> None:
             assert "profile:3" in patch_caches.entries("sessions")
         """
     )
-    pytester.runpytest().assert_outcomes(passed=4)
+    pytester.runpytest().assert_outcomes(passed=5)
 
 
 def test_a_kind_declared_in_the_hook_and_a_report(pytester: pytest.Pytester) -> None:
