@@ -66,6 +66,7 @@ class Page:
     path: Path
     blocks: list[Block]  # every python block, in order
     torch: bool  # the whole page needs torch
+    redis: bool = False  # the page's blocks start a redis-server
 
     @property
     def name(self) -> str:
@@ -146,7 +147,7 @@ def read_page(path: Path) -> Page:
     name = path.relative_to(ROOT).as_posix()
     blocks = python_blocks(text, name)
     torch = PAGE_TORCH in text.splitlines()
-    return Page(path, blocks, torch)
+    return Page(path, blocks, torch, redis=PAGE_REDIS in text.splitlines())
 
 
 PAGES = [read_page(path) for path in markdown_files()]
@@ -230,7 +231,7 @@ def _test_file_params() -> list[Any]:
 
 def _needs_redis(page: Page) -> None:
     """Skip (under CI=true: fail) the test of a page marked redis where redis-server is missing."""
-    if PAGE_REDIS not in page.path.read_text(encoding="utf-8").splitlines():
+    if not page.redis:
         return
     from pytest_cachemock.integrations.redis_server import INSTALL_HINT
 
