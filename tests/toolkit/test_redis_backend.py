@@ -233,6 +233,20 @@ def test_a_stopped_server_gives_misses_and_drops_puts_within_the_bound(
     assert counted(backend) == {"hit": 1, "miss": 50, "put": 1, "exception": 150}
 
 
+def test_one_warning_per_outage_even_when_every_call_tries_the_server(
+    own_server: RedisServer,
+) -> None:
+    backend = RedisBackend(own_server.url, backoff=0.001, max_backoff=0.001)
+    own_server.stop()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(20):
+            time.sleep(0.002)  # past the backoff: each get tries the server
+            assert backend.get("k") is None
+    assert [w.category for w in caught] == [RedisUnavailableWarning]
+    assert counted(backend) == {"hit": 0, "miss": 20, "put": 0, "exception": 20}
+
+
 def test_a_dead_server_costs_almost_nothing_per_call(own_server: RedisServer) -> None:
     backend = RedisBackend(own_server.url, max_backoff=5.0)
     own_server.stop()
