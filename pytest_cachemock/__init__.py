@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backends import Backend, FileBackend, LogBackend, MemoryBackend
+    from .backends.redis import RedisBackend, RedisUnavailableWarning
     from .backends.sqlite import SqliteBackend
     from .cache import RemoteCache
     from .counters import cache_stats
@@ -53,6 +54,8 @@ _WHERE = {
     "LogBackend": "backends",
     "MemoryBackend": "backends",
     "SqliteBackend": "backends.sqlite",
+    "RedisBackend": "backends.redis",
+    "RedisUnavailableWarning": "backends.redis",
     "RemoteCache": "cache",
     "cache_stats": "counters",
     "CacheError": "errors",
@@ -110,6 +113,8 @@ __all__ = [
     "PassthroughSerde",
     "PatchCaches",
     "PickleSerde",
+    "RedisBackend",
+    "RedisUnavailableWarning",
     "Registry",
     "RemoteCache",
     "ReplayMissError",

@@ -102,6 +102,14 @@ class Target:
         bytes-only backend's (``stores_bytes``) refuse what it refuses.
         """
         value = getattr(obj, attr)
+        if any(
+            c.__name__ == "Redis" and c.__module__ == "redis.client" for c in type(value).__mro__
+        ):
+            from .integrations.redis import redis_client_mocks  # a redis-py client: fakeredis
+
+            return cls(
+                obj, attr, redis_client_mocks(value, f"{origin}: {_describe(obj)}.{attr}"), origin
+            )
         if (
             callable(getattr(value, "get", None))
             and callable(getattr(value, "put", None))

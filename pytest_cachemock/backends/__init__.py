@@ -11,13 +11,20 @@ from .memory import MemoryBackend
 if TYPE_CHECKING:
     from .file import FileBackend
     from .log import LogBackend
+    from .redis import RedisBackend
     from .sqlite import SqliteBackend
 
-__all__ = ["Backend", "FileBackend", "LogBackend", "MemoryBackend", "SqliteBackend"]
+__all__ = ["Backend", "FileBackend", "LogBackend", "MemoryBackend", "RedisBackend", "SqliteBackend"]
 
 # Imported when first used, so that loading the plugin does not pay for them (sqlite3 alone
-# takes about 5 ms to import, the file backend's module about 4).
-_LAZY = {"FileBackend": ".file", "LogBackend": ".log", "SqliteBackend": ".sqlite"}
+# takes about 5 ms to import, the file backend's module about 4; redis-py is imported when the
+# first RedisBackend is made).
+_LAZY = {
+    "FileBackend": ".file",
+    "LogBackend": ".log",
+    "RedisBackend": ".redis",
+    "SqliteBackend": ".sqlite",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,8 @@ How a block runs is said by the words after the language on its opening fence
   line ``<!-- docs: torch -->`` in a page marks all of the page's tests. A torch block among
   the script's blocks marks the page's script, which is one test.
 - ``no-run``, or the line ``<!-- no-run -->`` just before the block: not run; the page says why.
+- The line ``<!-- docs: redis -->`` in a page: its blocks start a ``redis-server``; without one
+  the page's tests skip (fail under ``CI=true``), as the Redis tests do.
 
 Pages added to docs/ later are picked up automatically.
 """
@@ -25,6 +27,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 NO_RUN = "<!-- no-run -->"
 PAGE_TORCH = "<!-- docs: torch -->"
+PAGE_REDIS = "<!-- docs: redis -->"
 PYTHON = ("python", "py", "python3")
 WORDS = frozenset({"pytest", "with-previous", "torch", "no-run"})
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
@@ -62,6 +66,7 @@ class Page:
     path: Path
     blocks: list[Block]  # every python block, in order
     torch: bool  # the whole page needs torch
+    redis: bool = False  # the page's blocks start a redis-server
 
     @property
     def name(self) -> str:
@@ -142,7 +147,7 @@ def read_page(path: Path) -> Page:
     name = path.relative_to(ROOT).as_posix()
     blocks = python_blocks(text, name)
     torch = PAGE_TORCH in text.splitlines()
-    return Page(path, blocks, torch)
+    return Page(path, blocks, torch, redis=PAGE_REDIS in text.splitlines())
 
 
 PAGES = [read_page(path) for path in markdown_files()]
@@ -224,8 +229,22 @@ def _test_file_params() -> list[Any]:
     ]
 
 
+def _needs_redis(page: Page) -> None:
+    """Skip (under CI=true: fail) the test of a page marked redis where redis-server is missing."""
+    if not page.redis:
+        return
+    from pytest_cachemock.integrations.redis_server import INSTALL_HINT
+
+    if shutil.which("redis-server") or os.environ.get("CACHEMOCK_REDIS_SERVER"):
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true, and {page.name} needs redis-server, which is not installed")
+    pytest.skip(f"{page.name} starts a redis-server, which is not installed; {INSTALL_HINT}")
+
+
 @pytest.mark.parametrize("page", _script_params())
 def test_python_blocks_run(page: Page, tmp_path: Path) -> None:
+    _needs_redis(page)
     if not page.script:
         pytest.skip(f"{page.name} has no python block to run as a script")
     result = run_blocks(page.path, page.script, tmp_path)
@@ -238,6 +257,7 @@ def test_python_blocks_run(page: Page, tmp_path: Path) -> None:
 def test_test_file_blocks_pass_under_pytest(
     page: Page, block: Block, pytester: pytest.Pytester
 ) -> None:
+    _needs_redis(page)
     source = page.test_file_source(block)
     expected = count_tests(source)
     assert expected > 0, f"{page.name}:{block.line}: a pytest block that defines no test"

@@ -139,7 +139,7 @@ PUBLIC = {
     "GlobalStats", "JsonSerde", "KeyEncodingError", "KeyPicklingError", "KindConfigError",
     "LockTimeoutError", "LogBackend", "Memoizer", "MemoizerWarning", "MemoryBackend",
     "MockBackend", "NotMockedWarning", "PassthroughSerde", "PatchCaches", "PickleSerde",
-    "Registry", "RemoteCache",
+    "RedisBackend", "RedisUnavailableWarning", "Registry", "RemoteCache",
     "ReplayMissError", "Serde", "SignedPickleSerde", "SqliteBackend", "Stats", "SystemError",
     "UnknownKindError", "UnknownKindUsageError", "UserError", "ValueDecodingError",
     "ValueEncodingError", "ValuePicklingError", "ValueUnPicklingError", "cache_stats",

@@ -1,5 +1,5 @@
-"""The contract every backend keeps, run against each of them: memory, file, log, sqlite and
-the mock.
+"""The contract every backend keeps, run against each of them: memory, file, log, sqlite,
+redis (a real redis-server, see pytest_cachemock.integrations.redis_server) and the mock.
 
 Misses, round trips and overwrites; NUL bytes, every byte value, an empty and a 1 MiB value;
 odd keys; threads putting one key; add (put-if-absent); refusals (None to store, a key that is
@@ -34,9 +34,11 @@ from pytest_cachemock import (
 )
 from pytest_cachemock.backends import Backend
 from pytest_cachemock.errors import KeyEncodingError, UserError, ValueEncodingError
+from pytest_cachemock.integrations.redis_server import RedisServer
 from pytest_cachemock.kinds import Registry
 from pytest_cachemock.mock import current_store
 
+pytest_plugins = ["pytest_cachemock.integrations.redis_server"]
 pytestmark = pytest.mark.usefixtures("fresh_stats")
 
 KIND = "contract"  # the mock's kind
@@ -89,6 +91,16 @@ def log(tmp_path: Path) -> Maker:
 @backend_factory
 def sqlite(tmp_path: Path) -> Maker:
     return Maker(lambda **kw: SqliteBackend(tmp_path / "store.sqlite3", **kw))
+
+
+@backend_factory
+def redis(redis_server: RedisServer) -> Maker:
+    """A RedisBackend on the session's redis-server, emptied for the test. Its TTL runs on the
+    server's clock (no clock= to inject): test_redis_backend.py tests it."""
+    from pytest_cachemock.backends.redis import RedisBackend
+
+    redis_server.flush()
+    return Maker(lambda **kw: RedisBackend(redis_server.url, **kw))
 
 
 @backend_factory
