@@ -89,6 +89,12 @@ class KindRecord:
         else:
             self._shared.fault = fault
 
+    def use_entries(self, entries: Any) -> None:
+        """Make ``entries`` (a mapping) the kind's entries in the box, for every thread (a kind
+        whose entries live elsewhere: the fake server of a redis-py client kind)."""
+        self._shared.entries = entries
+        self.entries = entries
+
     def _zero(self) -> None:
         self.puts = self.hits = self.misses = self.errors = 0
 

@@ -101,7 +101,7 @@ def _client(kind: str, options: Mapping[str, Any]) -> Any:
     else:
         server = fakeredis.FakeServer()
         entries = ServerEntries(server, int(options.get("db", 0)))
-        record.entries = entries
+        record.use_entries(entries)
     client = _client_class()(server=server, **options)
     client._cachemock_init(kind, entries)
     return client

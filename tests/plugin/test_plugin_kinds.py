@@ -234,7 +234,8 @@ def test_merged_kind_names_both_origins(pytester: pytest.Pytester) -> None:
                 "ini option cachemock_kinds, line 1 ('pages switch=env:PAGES'), "
                 "and shopapp.Pages (kind = 'pages')"
             )
-            assert len(kind.targets) == 1
+            # (a Pages class of an earlier in-process run may linger until collected: >= 1)
+            assert any(t.spot() == (shopapp.Pages, "backend_override_cls") for t in kind.targets)
             # The declaration itself is unchanged: merging copies it.
             assert patch_caches.registry.declared()["pages"].targets == []
         """

@@ -145,12 +145,14 @@ def test_entries_seed_and_fail(pytester: pytest.Pytester) -> None:
             assert global_stats.sessions == Stats(misses=2, errors=1)
             assert dict(patch_caches.entries("sessions")) == {}
 
-        def test_reset_zeroes_the_counts(patch_caches, global_stats):
+        def test_reset_zeroes_the_counts_and_empties_the_server(patch_caches, global_stats):
             redisapp.profile(3)
             patch_caches.reset()
             assert global_stats.sessions == Stats()
-            assert redisapp.profile(3) == "profile of 3"   # the server keeps its data
-            assert global_stats.sessions == Stats(hits=1)
+            assert dict(patch_caches.entries("sessions")) == {}
+            assert redisapp.client.get("profile:3") is None  # dropped, as every kind's entries
+            assert redisapp.profile(3) == "profile of 3"
+            assert global_stats.sessions == Stats(puts=1, misses=2)
             assert "profile:3" in patch_caches.entries("sessions")
         """
     )
