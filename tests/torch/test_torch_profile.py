@@ -42,7 +42,7 @@ def test_kinds_targets_and_switches() -> None:
     import torch._inductor.remote_cache as rc
     from torch._inductor import config
 
-    from pytest_cachemock.integrations.torch import TorchConfigSwitch
+    from pytest_cachemock.integrations.torch import TorchCacheDir, TorchConfigSwitch
 
     kinds = torch_registry().declared()  # kinds() adds kinds other tests' classes declare
     # OSS torch has no target for "triton" (it is fbcode-only), so the kind is not declared.
@@ -63,17 +63,47 @@ def test_kinds_targets_and_switches() -> None:
         "aot_autograd": [rc.RemoteAOTAutogradCache],
         "dynamo_pgo": [rc.RemoteDynamoPGOCache],
     }
-    switches = {name: [s.name for s in kind.switches] for name, kind in kinds.items()}  # type: ignore[attr-defined]
-    assert switches == {
-        "autotune_local": ["autotune_local_cache"],
-        "autotune_remote": ["autotune_remote_cache"],
-        "bundled_autotune": ["bundled_autotune_remote_cache", "autotune_local_cache"],
-        "fx_graph": ["fx_graph_cache", "fx_graph_remote_cache"],
-        "aot_autograd": [],
-        "dynamo_pgo": [],
+    # Each kind: the test's own cache directory, then the flags enable(kind) turns on (the
+    # remote cache it mocks, what torch needs besides), then its local on-disk layer's flags.
+    switches = {
+        name: [
+            (s.config.__name__.rpartition(".")[2], s.name, s.local)  # type: ignore[attr-defined]
+            for s in kind.switches[1:]
+        ]
+        for name, kind in kinds.items()
     }
-    every = [s for kind in kinds.values() for s in kind.switches]
-    assert all(isinstance(s, TorchConfigSwitch) and s.config is config for s in every)
+    assert switches == {
+        "autotune_local": [("config", "autotune_local_cache", False)],
+        "autotune_remote": [("config", "autotune_remote_cache", False)],
+        "bundled_autotune": [
+            ("config", "bundled_autotune_remote_cache", False),
+            ("config", "autotune_local_cache", False),
+        ],
+        "fx_graph": [("config", "fx_graph_remote_cache", False), ("config", "fx_graph_cache", True)],
+        "aot_autograd": [
+            ("config", "enable_remote_autograd_cache", False),
+            ("config", "fx_graph_remote_cache", False),
+            ("config", "enable_autograd_cache", True),
+        ],
+        "dynamo_pgo": [
+            ("config", "automatic_dynamic_remote_pgo", False),
+            ("config", "automatic_dynamic_local_pgo", True),
+            ("config", "job_id", False),
+        ],
+    }
+    modules = {
+        (kind, s.name): s.config.__name__  # type: ignore[attr-defined]
+        for kind, k in kinds.items()
+        for s in k.switches[1:]
+    }
+    assert modules[("aot_autograd", "enable_remote_autograd_cache")] == "torch._functorch.config"
+    assert modules[("dynamo_pgo", "automatic_dynamic_local_pgo")] == "torch._dynamo.config"
+    assert modules[("dynamo_pgo", "job_id")] == "torch.compiler.config"
+    assert modules[("fx_graph", "fx_graph_cache")] == config.__name__
+    dirs = {id(kind.switches[0]) for kind in kinds.values()}
+    assert len(dirs) == 1 and isinstance(kinds["fx_graph"].switches[0], TorchCacheDir)
+    every = [s for kind in kinds.values() for s in kind.switches[1:]]
+    assert all(isinstance(s, TorchConfigSwitch) for s in every)
     assert "torch 2." in kinds["fx_graph"].origin
 
 
@@ -142,7 +172,8 @@ def test_flags_are_read_back_and_repaired_after_a_restore_that_saw_the_plugins_v
 
     registry = torch_registry()
     spots = config_spots(config)
-    assert {s.spot() for k in registry.declared().values() for s in k.switches} == {
+    inductor = {s.spot() for k in registry.declared().values() for s in k.switches}
+    assert {spot for spot in inductor if spot is not None and spot[0] is spots} == {
         (spots, name) for name in FLAGS
     }
     config.autotune_remote_cache = True  # an override made before: comes back as it was
@@ -262,7 +293,9 @@ def test_setup_teardown_and_the_block_keep_flags_the_test_set(
     # ...and switches="off" (what the fixture does) turns every flag off, enable() on.
     with PatchCaches(registry=registry, switches="off") as patch:
         assert [getattr(config, name) for name in FLAGS] == [False] * 5
-        patch.enable("fx_graph")
+        patch.enable("fx_graph")  # the remote cache, which is mocked; not the local one
+        assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (False, True)
+        patch.enable("fx_graph", local=True)
         assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (True, True)
         patch.enable("bundled_autotune")
         assert (config.bundled_autotune_remote_cache, config.autotune_local_cache) == (True, True)
