@@ -436,7 +436,11 @@ class PatchCaches:
         registry = _state.current().registry
         registry.autoload()
         layer = _Layer()
-        _open(layer, [(switch.set, False) for switch, _ in _switch_plan(registry.kinds(), ())])
+        # Only the switches the seed's setUp() turns off (a switch may say it is not one).
+        plan = _switch_plan(registry.kinds(), ())
+        _open(
+            layer, [(switch.set, False) for switch, _ in plan if getattr(switch, "in_setup", True)]
+        )
         _setups.append(layer)
         if add_cleanup is not None:
             add_cleanup(_close_setup, layer)

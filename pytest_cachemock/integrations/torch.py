@@ -246,10 +246,13 @@ class TorchConfigSwitch(Switch):
     The undo is ``(spots, name, old, new)`` over the module's :class:`ConfigSpots`: the raw
     prior state comes back, and the plugin can read the flag again after a test. A ``local``
     switch is a kind's on-disk layer: ``enable(kind)`` leaves it off, ``enable(kind,
-    local=True)`` turns it on.
+    local=True)`` turns it on. A switch with ``in_setup=False`` is left alone by
+    ``PatchCaches.setUp()``, which turns off only what torch's own ``setUp()`` does.
     """
 
-    def __init__(self, config: Any, name: str, origin: str, *, local: bool = False) -> None:
+    def __init__(
+        self, config: Any, name: str, origin: str, *, local: bool = False, in_setup: bool = True
+    ) -> None:
         try:
             getattr(config, name)
         except AttributeError:
@@ -260,6 +263,7 @@ class TorchConfigSwitch(Switch):
         self.name = name
         self.origin = origin
         self.local = local
+        self.in_setup = in_setup
         self.spots = config_spots(config)
 
     @property
@@ -284,6 +288,8 @@ class TorchJobIdSwitch(TorchConfigSwitch):
     writes none without it. Turned on, it sets :data:`PGO_JOB_ID` when no job id is set (a
     test's own ``torch.compiler.config.patch(job_id=...)`` still wins); turned off, it leaves
     the job id alone."""
+
+    in_setup = False
 
     def set(self, on: bool) -> Undo:
         if not on or getattr(self.config, self.name, None) is not None:
@@ -328,6 +334,9 @@ class TorchCacheDir(Switch):
     """
 
     origin = "profile 'torch'"
+    # PatchCaches.setUp() (the drop-in for torch's) leaves the directory as the suite set it
+    # up (PyTorch's suites enter fresh_cache() themselves); a running PatchCaches makes one.
+    in_setup = False
 
     @property
     def key(self) -> Hashable:
@@ -405,7 +414,9 @@ def _switches(kind: str, version: str, where: str) -> list[Switch]:
         module_name, _, flag = ref.partition(":")
         config = _config_module(module_name)
         if config is not None and hasattr(config, flag):
-            found.append(TorchConfigSwitch(config, flag, where, local=local))
+            # torch's own PatchCaches.setUp() turns off the Inductor flags, and no others.
+            in_setup = module_name == "torch._inductor.config"
+            found.append(TorchConfigSwitch(config, flag, where, local=local, in_setup=in_setup))
         else:
             _report(kind, version, f"{module_name} has no flag {flag!r}")
     if kind == "dynamo_pgo":

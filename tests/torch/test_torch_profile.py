@@ -542,27 +542,51 @@ def test_each_patch_caches_gets_its_own_inductor_cache_dir(
     assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
 
 
-def test_a_fresh_cache_entered_before_setup_and_left_before_teardown(
+def test_a_fresh_cache_entered_before_and_left_before_the_patch_caches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """PyTorch's suites enter fresh_cache() before PatchCaches.setUp() and leave it before
-    PatchCaches.tearDown(): the variable ends as it was, and both directories are gone."""
+    """A fresh_cache() entered before a PatchCaches and left before it stops (blocks stopped
+    out of order, as a unittest setUp/tearDown pair does): the variable ends as it was, and
+    both directories are gone."""
     import os
 
     from torch._inductor.utils import fresh_cache
 
-    from pytest_cachemock import _state
-
-    monkeypatch.setattr(_state.current(), "registry", torch_registry())
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     fresh = fresh_cache()
     fresh.__enter__()
     theirs = os.environ["TORCHINDUCTOR_CACHE_DIR"]
-    PatchCaches.setUp()
+    patch = PatchCaches(registry=torch_registry(), switches="off").start()
     ours = os.environ["TORCHINDUCTOR_CACHE_DIR"]
     assert ours != theirs
     fresh.__exit__(None, None, None)
-    PatchCaches.tearDown()
+    patch.stop()
     assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
     assert not os.path.exists(theirs)
     assert not os.path.exists(ours)
+
+
+def test_setup_turns_off_what_torchs_own_setup_does_and_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PyTorch's suites rely on the local caches they did not turn off (test_pgo.py's local
+    tests, under PatchCaches.setUp()), and on the cache directory they entered."""
+    import os
+
+    from torch._inductor import config
+
+    from pytest_cachemock import _state
+
+    monkeypatch.setattr(_state.current(), "registry", torch_registry())
+    before, real, where = flags(), values(), os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    PatchCaches.setUp()
+    try:
+        assert [getattr(config, name) for name in FLAGS] == [False] * 5
+        now = values()
+        assert {k: v for k, v in now.items() if "fx_graph" not in k} == {
+            k: v for k, v in real.items() if "fx_graph" not in k
+        }
+        assert os.environ.get("TORCHINDUCTOR_CACHE_DIR") == where
+    finally:
+        PatchCaches.tearDown()
+    assert flags() == before
