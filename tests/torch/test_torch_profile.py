@@ -366,7 +366,9 @@ def test_plugin_and_patchcaches_do_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_a_module_that_imports_only_torch_is_mocked_from_its_first_patch_caches() -> None:
+def test_a_module_that_imports_only_torch_is_mocked_from_its_first_patch_caches(
+    tmp_path: Any,
+) -> None:
     code = (
         "import sys\n"
         "import torch\n"
@@ -379,12 +381,14 @@ def test_a_module_that_imports_only_torch_is_mocked_from_its_first_patch_caches(
         "    assert torch._inductor.config.fx_graph_remote_cache is True\n"
         "print(sorted(patch.stats()))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    proc = subprocess.run(  # away from any configuration file that names a profile
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert "'dynamo_pgo', 'fx_graph'" in proc.stdout
 
 
-def test_a_torch_kind_named_without_the_profile_says_how_to_load_it() -> None:
+def test_a_torch_kind_named_without_the_profile_says_how_to_load_it(tmp_path: Any) -> None:
     code = (
         "from pytest_cachemock import PatchCaches, global_stats\n"
         "for enter in (lambda: PatchCaches(enable=['fx_graph']).start(),\n"
@@ -397,7 +401,9 @@ def test_a_torch_kind_named_without_the_profile_says_how_to_load_it() -> None:
         "import sys\n"
         "assert 'torch' not in sys.modules\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    proc = subprocess.run(  # away from any configuration file that names a profile
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
         "unknown cache kind 'fx_graph'. Known kinds: (none registered). 'fx_graph' is a kind "
