@@ -118,8 +118,24 @@ class KindConfigError(builtins.ValueError):
     resolve, a bad ini line); the message names where it was declared. A ``ValueError``."""
 
 
+# Built-in profile -> the kinds it declares (tests/torch checks this against the profile), so
+# that naming one of them while the profile is not loaded says how to load it.
+_PROFILE_KINDS: dict[str, tuple[str, ...]] = {
+    "torch": (
+        "autotune_local",
+        "autotune_remote",
+        "bundled_autotune",
+        "fx_graph",
+        "triton",
+        "aot_autograd",
+        "dynamo_pgo",
+    ),
+}
+
+
 def _unknown_kind(name: str, known: Iterable[str]) -> str:
-    """The message for an unknown kind: the closest known name, then every known one."""
+    """The message for an unknown kind: the closest known name, then every known one; for a
+    kind of a built-in profile, how to load that profile."""
     import difflib  # only on this error path: not at plugin load
 
     names = sorted(known)
@@ -127,7 +143,16 @@ def _unknown_kind(name: str, known: Iterable[str]) -> str:
     hint = difflib.get_close_matches(name, names, n=1)
     if hint:
         text += f" Did you mean {hint[0]!r}?"
-    return text + f" Known kinds: {', '.join(names) if names else '(none registered)'}."
+    text += f" Known kinds: {', '.join(names) if names else '(none registered)'}."
+    for profile, kinds in _PROFILE_KINDS.items():
+        if name in kinds and not set(kinds) & set(names):  # a kind of a profile not loaded
+            text += (
+                f" {name!r} is a kind of the built-in {profile!r} profile, which is not "
+                f"loaded: import {profile} before the PatchCaches starts, or set "
+                f"cachemock_profiles = {profile} in the pytest configuration (or pass "
+                f"--cachemock-profile={profile})."
+            )
+    return text
 
 
 class UnknownKindError(builtins.KeyError, builtins.AttributeError):

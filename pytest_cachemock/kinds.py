@@ -39,8 +39,10 @@ __all__ = [
 
 _PROFILES: dict[str, str] = {"torch": "pytest_cachemock.integrations.torch:register_kinds"}
 # Profile -> the module whose presence in sys.modules makes the default registry load it
-# (the drop-in path: a PyTorch-style test that never configured the profile).
-_AUTOLOAD: dict[str, str] = {"torch": "torch._inductor"}
+# (the drop-in path: a PyTorch-style test that never configured the profile). torch itself,
+# not torch._inductor: a test module that imports only torch compiles through Inductor all the
+# same, and its first test must be mocked like the rest (loading then costs about 1.6 s, once).
+_AUTOLOAD: dict[str, str] = {"torch": "torch"}
 
 
 # -- resolving "package.module:Name.attr" ------------------------------------------------------
@@ -429,7 +431,7 @@ class Registry:
     def autoload(self) -> None:
         """Load each built-in profile whose library is already imported, once (see _AUTOLOAD)."""
         for name, module in _AUTOLOAD.items():
-            if name not in self._profiles and module in sys.modules:
+            if name not in self._profiles and sys.modules.get(module) is not None:
                 self.load_profile(name, f"PatchCaches, as {module} is imported")
 
     def declared(self) -> Mapping[str, CacheKind]:

@@ -72,18 +72,22 @@ def _warn_foreign(foreign: Mapping[str, KindRecord], isolation: str) -> None:
 
 
 def _switch_plan(
-    kinds: Mapping[str, CacheKind], enable: Iterable[str]
+    kinds: Mapping[str, CacheKind], enable: Iterable[str], local: Iterable[str] = ()
 ) -> list[tuple[Switch, bool]]:
     """Each distinct switch once, with whether it goes on.
 
     A flag shared by several kinds (torch's autotune_local_cache) is set once: on when any of
-    its kinds is enabled, whatever the order of the kinds.
+    its kinds is enabled, whatever the order of the kinds. A switch marked ``local`` (a kind's
+    unmocked on-disk layer) goes on only for the kinds in ``local``.
     """
     enabled = set(enable)
+    with_local = set(local)
     plan: dict[Hashable, tuple[Switch, bool]] = {}
     for kind in kinds.values():
-        on = kind.name in enabled
         for switch in kind.switches:
+            on = kind.name in enabled and (
+                kind.name in with_local or not getattr(switch, "local", False)
+            )
             seen = plan.get(switch.key)
             if seen is None or (on and not seen[1]):
                 plan[switch.key] = (switch, on)
@@ -284,6 +288,7 @@ class PatchCaches:
         self._autoload = registry is None
         self.registry = registry if registry is not None else self._scope.registry
         self._enable = tuple(enable)
+        self._local: tuple[str, ...] = ()
         self._layer = _Layer()
         self._kinds: dict[str, CacheKind] = {}
         self._baseline: counters.Snapshot = {}
@@ -308,7 +313,9 @@ class PatchCaches:
             (target.install, kind.name) for kind in kinds.values() for target in kind.targets
         ]
         steps += [
-            (switch.set, on) for switch, on in _switch_plan(kinds, self._enable) if on or not keep
+            (switch.set, on)
+            for switch, on in _switch_plan(kinds, self._enable, self._local)
+            if on or not keep
         ]
         try:
             _open(layer, steps)
@@ -429,7 +436,11 @@ class PatchCaches:
         registry = _state.current().registry
         registry.autoload()
         layer = _Layer()
-        _open(layer, [(switch.set, False) for switch, _ in _switch_plan(registry.kinds(), ())])
+        # Only the switches the seed's setUp() turns off (a switch may say it is not one).
+        plan = _switch_plan(registry.kinds(), ())
+        _open(
+            layer, [(switch.set, False) for switch, _ in plan if getattr(switch, "in_setup", True)]
+        )
         _setups.append(layer)
         if add_cleanup is not None:
             add_cleanup(_close_setup, layer)
@@ -452,16 +463,22 @@ class PatchCaches:
             if name not in known:
                 raise UnknownKindUsageError(_unknown_kind(name, known))
 
-    def enable(self, *kinds: str) -> None:
-        """Turn the real caches of ``kinds`` on (their switches); restored when this stops."""
+    def enable(self, *kinds: str, local: bool = False) -> None:
+        """Turn the real caches of ``kinds`` on (their switches); restored when this stops.
+
+        A kind's local layer that is not mocked (torch's on-disk caches) stays off unless
+        ``local=True``.
+        """
         __tracebackhide__ = True
         self._check(kinds)
         if not self._active:
             self._enable += kinds
+            self._local += kinds if local else ()
             return
         for name in kinds:
             for switch in self._kinds[name].switches:
-                _add(self._layer, switch.set, True)
+                if local or not getattr(switch, "local", False):
+                    _add(self._layer, switch.set, True)
 
     def _record(self, kind: str) -> KindRecord:
         __tracebackhide__ = True

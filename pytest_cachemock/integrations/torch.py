@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import importlib
+import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Hashable
 from typing import Any, Callable
@@ -22,9 +25,13 @@ from ..mock import MockBackend
 __all__ = [
     "FBCODE_TARGETS",
     "ConfigSpots",
+    "LOCAL_SWITCHES",
+    "PGO_JOB_ID",
     "SWITCHES",
     "TARGETS",
+    "TorchCacheDir",
     "TorchConfigSwitch",
+    "TorchJobIdSwitch",
     "TorchProfileWarning",
     "config_spots",
     "mock_backend_class",
@@ -57,17 +64,38 @@ FBCODE_TARGETS: dict[str, tuple[str, ...]] = {
     "dynamo_pgo": ("torch._inductor.fb.remote_cache:FbRemoteDynamoPGOCache",),
 }
 
-# Kind -> the ``torch._inductor.config`` flags that ``enable(kind)`` turns on. These are the
-# five flags torch's ``PatchCaches.setUp()`` turns off; every one is off in a test that uses
-# the plugin. The bundled autotune cache also needs the local one: torch skips it otherwise.
-# aot_autograd and dynamo_pgo have no inductor flag (torch._functorch.config and
-# torch._dynamo.config switch them, and torch's own mock leaves those alone too).
+# Kind -> the torch config flags (``module:flag``) that ``enable(kind)`` turns on: the remote
+# cache the kind mocks, and what torch needs besides it (the bundled autotune cache is skipped
+# while the local one is off; the remote AOTAutograd cache bypasses itself unless an FX graph
+# cache is on, and the remote one is mocked). Under ``switches="off"`` every one is off
+# unless its kind is enabled.
 SWITCHES: dict[str, tuple[str, ...]] = {
-    "autotune_local": ("autotune_local_cache",),
-    "autotune_remote": ("autotune_remote_cache",),
-    "bundled_autotune": ("bundled_autotune_remote_cache", "autotune_local_cache"),
-    "fx_graph": ("fx_graph_cache", "fx_graph_remote_cache"),
+    "autotune_local": ("torch._inductor.config:autotune_local_cache",),
+    "autotune_remote": ("torch._inductor.config:autotune_remote_cache",),
+    "bundled_autotune": (
+        "torch._inductor.config:bundled_autotune_remote_cache",
+        "torch._inductor.config:autotune_local_cache",
+    ),
+    "fx_graph": ("torch._inductor.config:fx_graph_remote_cache",),
+    "aot_autograd": (
+        "torch._functorch.config:enable_remote_autograd_cache",
+        "torch._inductor.config:fx_graph_remote_cache",
+    ),
+    "dynamo_pgo": ("torch._dynamo.config:automatic_dynamic_remote_pgo",),
 }
+
+# Kind -> its local, on-disk layer: not mocked, so off under ``switches="off"`` and left off
+# by ``enable(kind)``; ``enable(kind, local=True)`` turns it on too (it then writes to the
+# test's own cache directory, see TorchCacheDir).
+LOCAL_SWITCHES: dict[str, tuple[str, ...]] = {
+    "fx_graph": ("torch._inductor.config:fx_graph_cache",),
+    "aot_autograd": ("torch._functorch.config:enable_autograd_cache",),
+    "dynamo_pgo": ("torch._dynamo.config:automatic_dynamic_local_pgo",),
+}
+
+# The job id ``enable("dynamo_pgo")`` sets when none is set: torch reads and writes no profile,
+# local or remote, without one. The mock's store is the test's own, so one name is enough.
+PGO_JOB_ID = "cachemock"
 
 KIND_ORDER = (
     "autotune_local",
@@ -216,10 +244,15 @@ class TorchConfigSwitch(Switch):
     """A flag of a torch config module (``torch._inductor.config``), restored exactly.
 
     The undo is ``(spots, name, old, new)`` over the module's :class:`ConfigSpots`: the raw
-    prior state comes back, and the plugin can read the flag again after a test.
+    prior state comes back, and the plugin can read the flag again after a test. A ``local``
+    switch is a kind's on-disk layer: ``enable(kind)`` leaves it off, ``enable(kind,
+    local=True)`` turns it on. A switch with ``in_setup=False`` is left alone by
+    ``PatchCaches.setUp()``, which turns off only what torch's own ``setUp()`` does.
     """
 
-    def __init__(self, config: Any, name: str, origin: str) -> None:
+    def __init__(
+        self, config: Any, name: str, origin: str, *, local: bool = False, in_setup: bool = True
+    ) -> None:
         try:
             getattr(config, name)
         except AttributeError:
@@ -229,6 +262,8 @@ class TorchConfigSwitch(Switch):
         self.config = config
         self.name = name
         self.origin = origin
+        self.local = local
+        self.in_setup = in_setup
         self.spots = config_spots(config)
 
     @property
@@ -248,6 +283,107 @@ class TorchConfigSwitch(Switch):
         return f"<Switch {getattr(self.config, '__name__', self.config)}.{self.name}>"
 
 
+class TorchJobIdSwitch(TorchConfigSwitch):
+    """``torch.compiler.config.job_id``: torch keys every PGO profile by it and reads or
+    writes none without it. Turned on, it sets :data:`PGO_JOB_ID` when no job id is set (a
+    test's own ``torch.compiler.config.patch(job_id=...)`` still wins); turned off, it leaves
+    the job id alone."""
+
+    in_setup = False
+
+    def set(self, on: bool) -> Undo:
+        if not on or getattr(self.config, self.name, None) is not None:
+            return _nothing
+        spots, name = self.spots, self.name
+        prior = spots.read(name)
+        setattr(self.config, name, PGO_JOB_ID)
+        return (spots, name, prior, spots.read(name))
+
+
+def _nothing() -> None:
+    pass
+
+
+# The directories TorchCacheDir made and has not removed yet.
+_own_dirs: set[str] = set()
+
+
+def _forget_compiles() -> None:
+    """Drop what torch keeps in memory between compiles: dynamo's compiled code and PGO
+    profile (``torch._dynamo.reset()``), and the in-memory caches ``fresh_cache()`` clears
+    (``clear_caches()``: the paths and lookups kept for the current cache directory)."""
+    import torch._dynamo
+    from torch._inductor import utils
+
+    torch._dynamo.reset()
+    clear = getattr(utils, "clear_caches", None) or getattr(utils, "clear_inductor_caches", None)
+    if clear is not None:
+        clear()
+
+
+class TorchCacheDir(Switch):
+    """The test's own Inductor cache directory (``TORCHINDUCTOR_CACHE_DIR``, and
+    ``TRITON_CACHE_DIR`` under it), on or off alike: every local layer torch writes (FX
+    graphs, AOTAutograd entries, PGO profiles, generated code and kernels) goes there, and the
+    user's own directory is never read or written.
+
+    ``set()`` makes an empty directory, points both variables at it and drops what torch keeps
+    in memory between compiles; the undo (a callable) drops it again, puts each variable back
+    unless something else changed it since, and removes the directory. While one is in place
+    (nested, or ``enable()`` after the start) it is kept.
+    """
+
+    origin = "profile 'torch'"
+    # PatchCaches.setUp() (the drop-in for torch's) leaves the directory as the suite set it
+    # up (PyTorch's suites enter fresh_cache() themselves); a running PatchCaches makes one.
+    in_setup = False
+
+    @property
+    def key(self) -> Hashable:
+        return ("torch", "TORCHINDUCTOR_CACHE_DIR")
+
+    def set(self, on: bool) -> Undo:
+        if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in _own_dirs:
+            return _nothing
+        path = tempfile.mkdtemp(prefix="cachemock-inductor-")
+        values = {"TORCHINDUCTOR_CACHE_DIR": path, "TRITON_CACHE_DIR": os.path.join(path, "triton")}
+        saved = {name: os.environ.get(name) for name in values}
+        _own_dirs.add(path)
+        os.environ.update(values)
+        try:
+            _forget_compiles()
+        except BaseException:
+            _put_back(path, values, saved)
+            raise
+
+        def undo() -> None:
+            try:
+                _forget_compiles()
+            finally:
+                _put_back(path, values, saved)
+
+        return undo
+
+    def __repr__(self) -> str:
+        return "<Switch env:TORCHINDUCTOR_CACHE_DIR (the test's own directory)>"
+
+
+def _put_back(path: str, values: dict[str, str], saved: dict[str, str | None]) -> None:
+    for name, ours in values.items():
+        if os.environ.get(name) != ours:
+            continue  # changed since (a fresh_cache() entered before and left after): kept
+        old = saved[name]
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+    _own_dirs.discard(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+_CACHE_DIR = TorchCacheDir()
+
+
 # -- the profile -------------------------------------------------------------------------------
 
 
@@ -260,6 +396,34 @@ def _find(ref: str) -> Any:
         return None
     found = getattr(module, attr, None)
     return found if hasattr(found, "backend_override_cls") else None
+
+
+def _config_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _switches(kind: str, version: str, where: str) -> list[Switch]:
+    """The switches of ``kind``: the cache directory, its flags, its local layer's flags."""
+    found: list[Switch] = [_CACHE_DIR]
+    refs = [(ref, False) for ref in SWITCHES.get(kind, ())]
+    refs += [(ref, True) for ref in LOCAL_SWITCHES.get(kind, ())]
+    for ref, local in refs:
+        module_name, _, flag = ref.partition(":")
+        config = _config_module(module_name)
+        if config is not None and hasattr(config, flag):
+            # torch's own PatchCaches.setUp() turns off the Inductor flags, and no others.
+            in_setup = module_name == "torch._inductor.config"
+            found.append(TorchConfigSwitch(config, flag, where, local=local, in_setup=in_setup))
+        else:
+            _report(kind, version, f"{module_name} has no flag {flag!r}")
+    if kind == "dynamo_pgo":
+        compiler_config = _config_module("torch.compiler.config")
+        if compiler_config is not None and hasattr(compiler_config, "job_id"):
+            found.append(TorchJobIdSwitch(compiler_config, "job_id", where))
+    return found
 
 
 def register_kinds(registry: Registry, *, origin: str) -> None:
@@ -287,16 +451,10 @@ def register_kinds(registry: Registry, *, origin: str) -> None:
             continue  # triton outside fbcode: torch has no target for it
         if not classes:
             _report(kind, version, f"none of {', '.join(refs)} exists, so nothing is mocked")
-        switches: list[Switch] = []
-        for flag in SWITCHES.get(kind, ()):
-            if hasattr(config, flag):
-                switches.append(TorchConfigSwitch(config, flag, where))
-            else:
-                _report(kind, version, f"torch._inductor.config has no flag {flag!r}")
         registry.add(
             kind,
             targets=[Target.override(c, where, make=mock_factory) for c in classes],
-            switches=switches,
+            switches=_switches(kind, version, where),
             origin=where,
         )
 

@@ -43,7 +43,9 @@ def test_1_plugin(patch_caches, global_stats):
     assert [getattr(rc, c).backend_override_cls.cachemock_kind for c in CLASSES] == [
         "autotune_local", "autotune_remote", "bundled_autotune", "fx_graph", "aot_autograd",
         "dynamo_pgo"]
-    patch_caches.enable("fx_graph")
+    patch_caches.enable("fx_graph")  # the remote cache, which is mocked
+    assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (False, True)
+    patch_caches.enable("fx_graph", local=True)  # and the local one
     assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (True, True)
     config.autotune_remote_cache = True  # a plain assignment is undone too
     cache = rc.RemoteFxGraphCache("fx-graph-v1")

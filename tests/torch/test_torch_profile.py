@@ -42,7 +42,7 @@ def test_kinds_targets_and_switches() -> None:
     import torch._inductor.remote_cache as rc
     from torch._inductor import config
 
-    from pytest_cachemock.integrations.torch import TorchConfigSwitch
+    from pytest_cachemock.integrations.torch import TorchCacheDir, TorchConfigSwitch
 
     kinds = torch_registry().declared()  # kinds() adds kinds other tests' classes declare
     # OSS torch has no target for "triton" (it is fbcode-only), so the kind is not declared.
@@ -63,17 +63,51 @@ def test_kinds_targets_and_switches() -> None:
         "aot_autograd": [rc.RemoteAOTAutogradCache],
         "dynamo_pgo": [rc.RemoteDynamoPGOCache],
     }
-    switches = {name: [s.name for s in kind.switches] for name, kind in kinds.items()}  # type: ignore[attr-defined]
-    assert switches == {
-        "autotune_local": ["autotune_local_cache"],
-        "autotune_remote": ["autotune_remote_cache"],
-        "bundled_autotune": ["bundled_autotune_remote_cache", "autotune_local_cache"],
-        "fx_graph": ["fx_graph_cache", "fx_graph_remote_cache"],
-        "aot_autograd": [],
-        "dynamo_pgo": [],
+    # Each kind: the test's own cache directory, then the flags enable(kind) turns on (the
+    # remote cache it mocks, what torch needs besides), then its local on-disk layer's flags.
+    switches = {
+        name: [
+            (s.config.__name__.rpartition(".")[2], s.name, s.local)  # type: ignore[attr-defined]
+            for s in kind.switches[1:]
+        ]
+        for name, kind in kinds.items()
     }
-    every = [s for kind in kinds.values() for s in kind.switches]
-    assert all(isinstance(s, TorchConfigSwitch) and s.config is config for s in every)
+    assert switches == {
+        "autotune_local": [("config", "autotune_local_cache", False)],
+        "autotune_remote": [("config", "autotune_remote_cache", False)],
+        "bundled_autotune": [
+            ("config", "bundled_autotune_remote_cache", False),
+            ("config", "autotune_local_cache", False),
+        ],
+        "fx_graph": [
+            ("config", "fx_graph_remote_cache", False),
+            ("config", "fx_graph_cache", True),
+        ],
+        "aot_autograd": [
+            ("config", "enable_remote_autograd_cache", False),
+            ("config", "fx_graph_remote_cache", False),
+            ("config", "enable_autograd_cache", True),
+        ],
+        "dynamo_pgo": [
+            ("config", "automatic_dynamic_remote_pgo", False),
+            ("config", "automatic_dynamic_local_pgo", True),
+            ("config", "job_id", False),
+        ],
+    }
+    modules = {
+        (kind, s.name): s.config.__name__  # type: ignore[attr-defined]
+        for kind, k in kinds.items()
+        for s in k.switches[1:]
+    }
+    assert modules[("aot_autograd", "enable_remote_autograd_cache")] == "torch._functorch.config"
+    assert modules[("dynamo_pgo", "automatic_dynamic_local_pgo")] == "torch._dynamo.config"
+    assert modules[("dynamo_pgo", "job_id")] == "torch.compiler.config"
+    assert modules[("fx_graph", "fx_graph_cache")] == config.__name__
+    dirs = {id(kind.switches[0]) for kind in kinds.values()}
+    assert len(dirs) == 1
+    assert isinstance(kinds["fx_graph"].switches[0], TorchCacheDir)
+    every = [s for kind in kinds.values() for s in kind.switches[1:]]
+    assert all(isinstance(s, TorchConfigSwitch) for s in every)
     assert "torch 2." in kinds["fx_graph"].origin
 
 
@@ -142,7 +176,8 @@ def test_flags_are_read_back_and_repaired_after_a_restore_that_saw_the_plugins_v
 
     registry = torch_registry()
     spots = config_spots(config)
-    assert {s.spot() for k in registry.declared().values() for s in k.switches} == {
+    inductor = {s.spot() for k in registry.declared().values() for s in k.switches}
+    assert {spot for spot in inductor if spot is not None and spot[0] is spots} == {
         (spots, name) for name in FLAGS
     }
     config.autotune_remote_cache = True  # an override made before: comes back as it was
@@ -262,7 +297,9 @@ def test_setup_teardown_and_the_block_keep_flags_the_test_set(
     # ...and switches="off" (what the fixture does) turns every flag off, enable() on.
     with PatchCaches(registry=registry, switches="off") as patch:
         assert [getattr(config, name) for name in FLAGS] == [False] * 5
-        patch.enable("fx_graph")
+        patch.enable("fx_graph")  # the remote cache, which is mocked; not the local one
+        assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (False, True)
+        patch.enable("fx_graph", local=True)
         assert (config.fx_graph_cache, config.fx_graph_remote_cache) == (True, True)
         patch.enable("bundled_autotune")
         assert (config.bundled_autotune_remote_cache, config.autotune_local_cache) == (True, True)
@@ -300,7 +337,7 @@ def test_profile_without_torch_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     assert "drop 'torch' from cachemock_profiles" in message
 
 
-def test_autoload_only_once_torch_inductor_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_autoload_only_once_torch_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch._inductor  # noqa: F401
 
     from pytest_cachemock import kinds
@@ -327,3 +364,235 @@ def test_plugin_and_patchcaches_do_not_import_torch() -> None:
         "assert 'pytest_cachemock.integrations.torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_module_that_imports_only_torch_is_mocked_from_its_first_patch_caches(
+    tmp_path: Any,
+) -> None:
+    code = (
+        "import sys\n"
+        "import torch\n"
+        "assert 'torch._inductor' not in sys.modules\n"
+        "from pytest_cachemock import PatchCaches\n"
+        "with PatchCaches(switches='off') as patch:\n"
+        "    patch.enable('fx_graph')\n"
+        "    import torch._inductor.remote_cache as rc\n"
+        "    assert rc.RemoteFxGraphCache.backend_override_cls.cachemock_kind == 'fx_graph'\n"
+        "    assert torch._inductor.config.fx_graph_remote_cache is True\n"
+        "print(sorted(patch.stats()))\n"
+    )
+    proc = subprocess.run(  # away from any configuration file that names a profile
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "'dynamo_pgo', 'fx_graph'" in proc.stdout
+
+
+def test_a_torch_kind_named_without_the_profile_says_how_to_load_it(tmp_path: Any) -> None:
+    code = (
+        "from pytest_cachemock import PatchCaches, global_stats\n"
+        "for enter in (lambda: PatchCaches(enable=['fx_graph']).start(),\n"
+        "              lambda: global_stats.dynamo_pgo,\n"
+        "              lambda: PatchCaches(enable=['fx_grahp']).start()):\n"
+        "    try:\n"
+        "        enter()\n"
+        "    except (ValueError, KeyError) as exc:\n"
+        "        print(str(exc))\n"
+        "import sys\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    proc = subprocess.run(  # away from any configuration file that names a profile
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "unknown cache kind 'fx_graph'. Known kinds: (none registered). 'fx_graph' is a kind "
+        "of the built-in 'torch' profile, which is not loaded: import torch before the "
+        "PatchCaches starts, or set cachemock_profiles = torch in the pytest configuration "
+        "(or pass --cachemock-profile=torch).",
+        "unknown cache kind 'dynamo_pgo'. Known kinds: (none registered). 'dynamo_pgo' is a "
+        "kind of the built-in 'torch' profile, which is not loaded: import torch before the "
+        "PatchCaches starts, or set cachemock_profiles = torch in the pytest configuration "
+        "(or pass --cachemock-profile=torch).",
+        "unknown cache kind 'fx_grahp'. Known kinds: (none registered).",
+    ]
+
+
+def test_the_hint_is_only_for_a_profile_not_loaded() -> None:
+    from pytest_cachemock import errors
+    from pytest_cachemock.integrations import torch as profile
+
+    assert errors._PROFILE_KINDS["torch"] == profile.KIND_ORDER
+    names = list(torch_registry().declared())
+    message = errors._unknown_kind("triton", names)  # fbcode-only: not declared in OSS torch
+    assert "profile" not in message
+    assert message.startswith("unknown cache kind 'triton'.")
+
+
+def flags() -> dict[str, tuple[object, bool]]:
+    """The raw state of every flag the profile switches, in every torch config module."""
+    import torch._dynamo.config
+    import torch._functorch.config
+    import torch.compiler.config
+    from torch._inductor import config
+
+    modules = {
+        "inductor": (config, FLAGS),
+        "functorch": (
+            torch._functorch.config,
+            ("enable_autograd_cache", "enable_remote_autograd_cache"),
+        ),
+        "dynamo": (
+            torch._dynamo.config,
+            ("automatic_dynamic_local_pgo", "automatic_dynamic_remote_pgo"),
+        ),
+        "compiler": (torch.compiler.config, ("job_id",)),
+    }
+    return {
+        f"{where}.{name}": raw_state(module, name)
+        for where, (module, names) in modules.items()
+        for name in names
+    }
+
+
+def values() -> dict[str, object]:
+    import torch._dynamo.config
+    import torch._functorch.config
+    import torch.compiler.config
+    from torch._inductor import config
+
+    return {
+        "fx_graph_cache": config.fx_graph_cache,
+        "fx_graph_remote_cache": config.fx_graph_remote_cache,
+        "enable_autograd_cache": torch._functorch.config.enable_autograd_cache,
+        "enable_remote_autograd_cache": torch._functorch.config.enable_remote_autograd_cache,
+        "automatic_dynamic_local_pgo": torch._dynamo.config.automatic_dynamic_local_pgo,
+        "automatic_dynamic_remote_pgo": torch._dynamo.config.automatic_dynamic_remote_pgo,
+        "job_id": torch.compiler.config.job_id,
+    }
+
+
+def test_off_turns_every_local_and_remote_layer_off_and_enable_turns_the_remote_on() -> None:
+    import torch.compiler.config
+
+    registry = torch_registry()
+    before = flags()
+    with PatchCaches(registry=registry, switches="off") as patch:
+        assert values() == {
+            "fx_graph_cache": False,
+            "fx_graph_remote_cache": False,
+            "enable_autograd_cache": False,
+            "enable_remote_autograd_cache": False,
+            "automatic_dynamic_local_pgo": False,
+            "automatic_dynamic_remote_pgo": False,
+            "job_id": None,
+        }
+        patch.enable("aot_autograd")  # its remote cache, and the FX graph one it needs
+        assert values()["enable_remote_autograd_cache"] is True
+        assert values()["fx_graph_remote_cache"] is True
+        assert values()["enable_autograd_cache"] is False
+        patch.enable("dynamo_pgo")
+        assert values()["automatic_dynamic_remote_pgo"] is True
+        assert values()["automatic_dynamic_local_pgo"] is False
+        assert values()["job_id"] == "cachemock"  # torch looks nothing up without one
+        patch.enable("dynamo_pgo", "aot_autograd", local=True)
+        assert values()["automatic_dynamic_local_pgo"] is True
+        assert values()["enable_autograd_cache"] is True
+    assert flags() == before
+    # Given at the start, as the marker does; a job id of the test's own is kept.
+    with torch.compiler.config.patch(job_id="mine"):
+        mine = flags()
+        with PatchCaches(registry=registry, switches="off", enable=["dynamo_pgo"]):
+            assert values()["job_id"] == "mine"
+            assert values()["automatic_dynamic_remote_pgo"] is True
+            assert values()["automatic_dynamic_local_pgo"] is False
+        assert flags() == mine
+    before = flags()  # (torch's config.patch leaves an assignment of the old value behind)
+    # The drop-in's default, switches="keep", leaves every flag as torch has it.
+    real = values()
+    with PatchCaches(registry=registry):
+        assert values() == real
+    assert flags() == before
+
+
+def test_each_patch_caches_gets_its_own_inductor_cache_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import os
+
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    registry = torch_registry()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "users-own"))
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    with PatchCaches(registry=registry, switches="off") as patch:
+        mine = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        assert mine != str(tmp_path / "users-own")
+        assert os.listdir(mine) == []
+        assert cache_dir() == mine
+        assert os.environ["TRITON_CACHE_DIR"] == os.path.join(mine, "triton")
+        patch.enable("fx_graph")  # later: the same directory
+        with PatchCaches(registry=registry, switches="off"):  # nested: the same directory
+            assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == mine
+        assert os.path.isdir(mine)
+        os.makedirs(os.path.join(mine, "fxgraph"))
+    assert not os.path.exists(mine)
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "users-own")
+    assert "TRITON_CACHE_DIR" not in os.environ
+    assert not (tmp_path / "users-own").exists()
+
+    # No directory set: none is left set (torch's cache_dir() sets the variable when unset).
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    with PatchCaches(registry=registry, switches="off"):
+        cache_dir()
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+
+
+def test_a_fresh_cache_entered_before_and_left_before_the_patch_caches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fresh_cache() entered before a PatchCaches and left before it stops (blocks stopped
+    out of order, as a unittest setUp/tearDown pair does): the variable ends as it was, and
+    both directories are gone."""
+    import os
+
+    from torch._inductor.utils import fresh_cache
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    fresh = fresh_cache()
+    fresh.__enter__()
+    theirs = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    patch = PatchCaches(registry=torch_registry(), switches="off").start()
+    ours = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+    assert ours != theirs
+    fresh.__exit__(None, None, None)
+    patch.stop()
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+    assert not os.path.exists(theirs)
+    assert not os.path.exists(ours)
+
+
+def test_setup_turns_off_what_torchs_own_setup_does_and_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PyTorch's suites rely on the local caches they did not turn off (test_pgo.py's local
+    tests, under PatchCaches.setUp()), and on the cache directory they entered."""
+    import os
+
+    from torch._inductor import config
+
+    from pytest_cachemock import _state
+
+    monkeypatch.setattr(_state.current(), "registry", torch_registry())
+    before, real, where = flags(), values(), os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    PatchCaches.setUp()
+    try:
+        assert [getattr(config, name) for name in FLAGS] == [False] * 5
+        now = values()
+        assert {k: v for k, v in now.items() if "fx_graph" not in k} == {
+            k: v for k, v in real.items() if "fx_graph" not in k
+        }
+        assert os.environ.get("TORCHINDUCTOR_CACHE_DIR") == where
+    finally:
+        PatchCaches.tearDown()
+    assert flags() == before
