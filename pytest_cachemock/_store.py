@@ -173,6 +173,16 @@ class _Box:
                     total.errors += mine.errors
         return out
 
+    def foreign_traffic(self) -> dict[str, KindRecord]:
+        """Per kind with any count, what the threads of this block's foreign box did."""
+        if self.foreign is None:
+            return {}
+        return {
+            kind: rec
+            for kind, rec in self.foreign.sums().items()
+            if rec.puts or rec.hits or rec.misses or rec.errors
+        }
+
     def reset(self) -> None:
         """Drop every entry, counter and fault, for every thread of the box."""
         with self.lock:
@@ -305,13 +315,7 @@ class ThreadStore:
                 self._running = [b for b in self._running if b is not box]
                 self._process -= box.mode == "process"
         box.close()
-        if box.foreign is None:
-            return {}
-        return {kind: rec for kind, rec in box.foreign.sums().items() if _counted(rec)}
-
-
-def _counted(record: KindRecord) -> bool:
-    return bool(record.puts or record.hits or record.misses or record.errors)
+        return box.foreign_traffic()
 
 
 _store = ThreadStore()

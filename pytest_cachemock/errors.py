@@ -118,8 +118,8 @@ class KindConfigError(builtins.ValueError):
     resolve, a bad ini line); the message names where it was declared. A ``ValueError``."""
 
 
-# Built-in profile -> the kinds it declares (tests/torch checks this against the profile), so
-# that naming one of them while the profile is not loaded says how to load it.
+# Built-in profile -> the kinds it declares, in order (integrations/torch.py declares its kinds
+# from this list), so that naming one of them while the profile is not loaded says how to load it.
 _PROFILE_KINDS: dict[str, tuple[str, ...]] = {
     "torch": (
         "autotune_local",

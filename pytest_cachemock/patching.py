@@ -50,16 +50,13 @@ def _check_isolation(isolation: object) -> None:
         )
 
 
-def _warn_foreign(foreign: Mapping[str, KindRecord], isolation: str) -> None:
+def _warn_foreign(foreign: Mapping[str, Stats], isolation: str) -> None:
     """One warning for what threads that belong to no running test did while a block ran."""
     import warnings
 
     from .errors import ForeignTrafficWarning
 
-    parts = []
-    for kind, record in sorted(foreign.items()):
-        stats = Stats(record.puts, record.hits, record.misses, errors=record.errors)
-        parts.append(f"{kind} ({stats})")
+    parts = [f"{kind} ({stats})" for kind, stats in sorted(foreign.items())]
     warnings.warn(
         ForeignTrafficWarning(
             f"cache traffic from threads that belong to no running test (started before it: a "
@@ -360,7 +357,7 @@ class PatchCaches:
         try:
             _close(self._layer)
             if foreign:
-                _warn_foreign(foreign, self.isolation)
+                _warn_foreign(self.foreign_stats(), self.isolation)
         finally:
             listeners = self._scope.listeners
             if listeners:
@@ -565,12 +562,10 @@ class PatchCaches:
         """Per kind, what threads that belong to no running test did while this ran (isolation
         ``thread``: threads started before it, long-lived pools); not in :meth:`stats`."""
         records = self._foreign
-        if self._active and self._box is not None and self._box.foreign is not None:
-            records = self._box.foreign.sums()
+        if self._active and self._box is not None:
+            records = self._box.foreign_traffic()
         return {
-            kind: Stats(r.puts, r.hits, r.misses, errors=r.errors)
-            for kind, r in records.items()
-            if r.puts or r.hits or r.misses or r.errors
+            kind: Stats(r.puts, r.hits, r.misses, errors=r.errors) for kind, r in records.items()
         }
 
     def library_stats(self) -> counters.Snapshot:

@@ -18,7 +18,7 @@ from collections.abc import Hashable
 from typing import Any, Callable
 
 from .._spots import _MISSING, Spots, Undo
-from ..errors import CachemockWarning, KindConfigError
+from ..errors import _PROFILE_KINDS, CachemockWarning, KindConfigError
 from ..kinds import Registry, Switch, Target
 from ..mock import MockBackend
 
@@ -97,15 +97,9 @@ LOCAL_SWITCHES: dict[str, tuple[str, ...]] = {
 # local or remote, without one. The mock's store is the test's own, so one name is enough.
 PGO_JOB_ID = "cachemock"
 
-KIND_ORDER = (
-    "autotune_local",
-    "autotune_remote",
-    "bundled_autotune",
-    "fx_graph",
-    "triton",
-    "aot_autograd",
-    "dynamo_pgo",
-)
+# The kinds in the order they are declared: the one list, which the unknown-kind message also
+# reads to name this profile (errors.py cannot import this module: it may import torch).
+KIND_ORDER = _PROFILE_KINDS["torch"]
 
 # What was already reported (kind, what, torch version): reloading the profile stays quiet.
 _reported: set[tuple[str, str, str]] = set()

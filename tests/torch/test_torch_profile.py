@@ -366,6 +366,16 @@ def test_plugin_and_patchcaches_do_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def _run_outside_the_project(code: str, directory: Any) -> str:
+    """Run ``code`` in a Python child in ``directory``, away from any configuration file that
+    names a profile; its stdout (it must succeed)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=directory
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def test_a_module_that_imports_only_torch_is_mocked_from_its_first_patch_caches(
     tmp_path: Any,
 ) -> None:
@@ -381,11 +391,8 @@ def test_a_module_that_imports_only_torch_is_mocked_from_its_first_patch_caches(
         "    assert torch._inductor.config.fx_graph_remote_cache is True\n"
         "print(sorted(patch.stats()))\n"
     )
-    proc = subprocess.run(  # away from any configuration file that names a profile
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "'dynamo_pgo', 'fx_graph'" in proc.stdout
+    stdout = _run_outside_the_project(code, tmp_path)
+    assert "'dynamo_pgo', 'fx_graph'" in stdout
 
 
 def test_a_torch_kind_named_without_the_profile_says_how_to_load_it(tmp_path: Any) -> None:
@@ -401,11 +408,8 @@ def test_a_torch_kind_named_without_the_profile_says_how_to_load_it(tmp_path: An
         "import sys\n"
         "assert 'torch' not in sys.modules\n"
     )
-    proc = subprocess.run(  # away from any configuration file that names a profile
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [
+    stdout = _run_outside_the_project(code, tmp_path)
+    assert stdout.splitlines() == [
         "unknown cache kind 'fx_graph'. Known kinds: (none registered). 'fx_graph' is a kind "
         "of the built-in 'torch' profile, which is not loaded: import torch before the "
         "PatchCaches starts, or set cachemock_profiles = torch in the pytest configuration "
