@@ -27,12 +27,15 @@ involved, so the next operation of each thread takes the slow path and finds its
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["Fault", "KindRecord", "ThreadStore", "current_store"]
 
 _get_ident = threading.get_ident
 _box_lock = threading.RLock()  # see _Box.lock
+_fault_lock = threading.Lock()  # threads of one box share its faults: each use counts once
+# Modes whose box every thread of the process uses.
+_EVERY_THREAD = ("process", "shared")
 
 
 class Fault:
@@ -98,6 +101,19 @@ class KindRecord:
     def _zero(self) -> None:
         self.puts = self.hits = self.misses = self.errors = 0
 
+    def take_fault(self) -> Fault | None:
+        """One use of the armed fault (disarmed when its ``times`` are used up), or None when
+        another thread used it up meanwhile."""
+        with _fault_lock:
+            fault = self.fault
+            if fault is None:
+                return None
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.fault = None
+        return fault
+
 
 class _Box:
     """The entries, faults and per-thread counters of one store (see the module docstring)."""
@@ -116,7 +132,7 @@ class _Box:
     )
 
     def __init__(self, mode: str, owner: int, keeps: bool, token: object = None) -> None:
-        self.mode = mode  # "thread", "process", "foreign" or "private"
+        self.mode = mode  # "thread", "process", "shared", "foreign" or "private"
         self.owner = owner  # the thread that opened it
         self.keeps = keeps  # its owner keeps using it after it closes
         self.token = token
@@ -218,7 +234,7 @@ class ThreadStore:
         self.local = threading.local()
         self._lock = threading.Lock()
         self._running: list[_Box] = []  # open boxes of running blocks, oldest first
-        self._process = 0  # how many of them are in mode "process"
+        self._process = 0  # how many of them are in a mode of _EVERY_THREAD
         self._private: list[_Box] = []  # open private boxes
 
     # -- the thread's box ------------------------------------------------------------------
@@ -240,7 +256,7 @@ class ThreadStore:
         with self._lock:
             running = list(self._running)
         for box in reversed(running):
-            if box.mode == "process":
+            if box.mode in _EVERY_THREAD:
                 return box
         inherited: _Box | None = getattr(threading.current_thread(), "_cachemock_box", None)
         if inherited is not None and not inherited.closed:
@@ -295,12 +311,12 @@ class ThreadStore:
         Every private box closes (their threads are foreign to the block, or use it in mode
         ``process``). In mode ``thread`` the threads this thread starts use it too.
         """
-        box = _Box(mode, _get_ident(), True, token)
+        box = _makers.get(mode, _Box)(mode, _get_ident(), True, token)
         with self._lock:
             private = self._private
             self._private = []
             self._running.append(box)
-            self._process += mode == "process"
+            self._process += mode in _EVERY_THREAD
         for old in private:
             old.close()
         if not _watching:
@@ -313,12 +329,14 @@ class ThreadStore:
         with self._lock:
             if any(b is box for b in self._running):
                 self._running = [b for b in self._running if b is not box]
-                self._process -= box.mode == "process"
+                self._process -= box.mode in _EVERY_THREAD
         box.close()
         return box.foreign_traffic()
 
 
 _store = ThreadStore()
+# mode -> the box class of that mode, where it is not _Box ("shared": _shared.py adds it).
+_makers: dict[str, Callable[[str, int, bool, object], _Box]] = {}
 
 
 def current_store() -> ThreadStore:

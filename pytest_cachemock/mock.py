@@ -19,7 +19,6 @@ Where the entries and counters live, and which threads share them (the isolation
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Callable
 
@@ -31,7 +30,6 @@ __all__ = ["Fault", "KindRecord", "MockBackend", "ThreadStore", "current_store"]
 
 
 _factories: dict[tuple[str, object], Callable[[], MockBackend]] = {}
-_fault_lock = threading.Lock()
 
 
 class MockBackend(Backend[Any]):
@@ -171,14 +169,9 @@ class MockBackend(Backend[Any]):
         self._store.record(self.kind).entries.clear()
 
     def _raise(self, record: KindRecord, op: str, key: str) -> None:
-        with _fault_lock:  # threads of one store share the fault: each use counts once
-            fault = record.fault
-            if fault is None:  # used up by another thread meanwhile
-                return
-            if fault.times is not None:
-                fault.times -= 1
-                if fault.times <= 0:
-                    record.fault = None
+        fault = record.take_fault()  # one use, also across threads (and processes: shared)
+        if fault is None:  # used up by another thread meanwhile
+            return
         record.errors += 1
         exc = fault.exc
         if isinstance(exc, type):

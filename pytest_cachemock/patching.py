@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # KindConfigError and UnknownKindUsageError live in errors.py; the names stay importable here.
 __all__ = ["KindConfigError", "PatchCaches", "UnknownKindUsageError"]
 
-_ISOLATION_MODES = ("thread", "process")
+_ISOLATION_MODES = ("thread", "process", "shared")
 _SWITCH_MODES = ("keep", "off")
 _FAULT_OPS = ("get", "put", "both")
 
@@ -45,8 +45,8 @@ def _check_isolation(isolation: object) -> None:
     """A ValueError naming the modes when ``isolation`` is not one of them."""
     if isolation not in _ISOLATION_MODES:
         raise ValueError(
-            f"isolation={isolation!r} is not available; this version has "
-            f"{', '.join(map(repr, _ISOLATION_MODES))} ('shared' comes later)"
+            f"isolation={isolation!r} is not an isolation mode; choose one of "
+            f"{', '.join(map(repr, _ISOLATION_MODES))}"
         )
 
 
@@ -303,6 +303,9 @@ class PatchCaches:
             self.registry.autoload()
         kinds = self.registry.kinds()
         self._check(self._enable, kinds)
+        shared: Any = None
+        if self.isolation == "shared":  # the store on disk that child processes join
+            from . import _shared as shared
         box = current_store().open(self.isolation, (self._scope, self._scope.epoch))
         keep = self.switches == "keep"
         layer = _Layer()
@@ -315,6 +318,8 @@ class PatchCaches:
             if on or not keep
         ]
         try:
+            if shared is not None:  # what they need to mock the same kinds
+                shared.prepare(box, kinds, self.switches, self._enable)
             _open(layer, steps)
         except BaseException:
             current_store().close(box)

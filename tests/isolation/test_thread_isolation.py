@@ -280,6 +280,6 @@ def test_bad_isolation_option_is_a_usage_error(pytester: pytest.Pytester) -> Non
     result.stderr.fnmatch_lines(
         [
             "ERROR: cachemock: option --cachemock-isolation=shard: isolation='shard' is not"
-            " available; this version has 'thread', 'process'*"
+            " an isolation mode; choose one of 'thread', 'process', 'shared'"
         ]
     )

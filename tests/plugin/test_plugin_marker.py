@@ -155,11 +155,11 @@ def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> 
         ),
         ("cachemock(enable=['pages', None])", "*got a NoneType in the list"),
         (
-            "cachemock(isolation='shared')",
-            "@pytest.mark.cachemock: isolation='shared' is not available; this version has"
-            " 'thread', 'process'*",
+            "cachemock(isolation='shard')",
+            "@pytest.mark.cachemock: isolation='shard' is not an isolation mode; choose one of"
+            " 'thread', 'process', 'shared'",
         ),
-        ("cachemock(isolation='nonsense')", "*isolation='nonsense' is not available*"),
+        ("cachemock(isolation='nonsense')", "*isolation='nonsense' is not an isolation mode*"),
         (
             "cachemock(enable=['price'])",
             "@pytest.mark.cachemock(enable=...): unknown cache kind 'price'. Did you mean"

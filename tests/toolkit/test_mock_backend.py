@@ -202,7 +202,6 @@ def test_entries_are_listed_deleted_and_cleared_in_this_tests_store(fresh_stats:
     assert snap(mock.name) == {"hit": 0, "miss": 0, "put": 2, "exception": 0}
 
 
-
 def test_a_fault_armed_after_the_kind_was_used_applies_at_once() -> None:
     # The mock's get/put find a used kind's record in a table of records with no fault armed:
     # arming a fault later must take it out of that table, and its end must put it back.
