@@ -202,13 +202,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="MODE",
         help="isolation mode of every test's store: thread (default: a test's own threads and "
-        "the threads they start) or process (every thread); overrides cachemock_isolation",
+        "the threads they start), process (every thread) or shared (also child processes); "
+        "overrides cachemock_isolation",
     )
     parser.addini("cachemock_profiles", type="args", default=[], help="built-in profiles to load")
     parser.addini(
         "cachemock_isolation",
         default="thread",
-        help="isolation mode of every test's store: thread or process (the marker's wins)",
+        help="isolation mode of every test's store: thread, process or shared (the marker's wins)",
     )
     parser.addini(
         "cachemock_autouse",

@@ -8,6 +8,12 @@ bash scripts/setup.sh
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest -q "$@"
 fi
-rm -f .coverage
-.venv/bin/python -m coverage run -m pytest -q
-.venv/bin/python -m coverage report
+rm -f .coverage .coverage.*
+status=0
+.venv/bin/python -m coverage run -m pytest -q || status=$?
+# One data file per measured process (pyproject.toml: patch = subprocess): add them up.
+.venv/bin/python -m coverage combine -q
+report=0
+.venv/bin/python -m coverage report || report=$?
+if [ "$status" -eq 0 ]; then status=$report; fi
+exit "$status"
