@@ -219,3 +219,50 @@ def test_the_marker_as_a_user_writes_it(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_kinds_declared_in_the_configuration_count_in_children(pytester: pytest.Pytester) -> None:
+    # A kind of the ini file (an attribute holding a backend) reaches the children through the
+    # store's manifest: the child mocks it before its own code runs, and a delete it makes is
+    # seen by the parent.
+    pytester.makepyfile(
+        notesapp="""
+        from pytest_cachemock import MemoryBackend, RemoteCache
+
+        BACKEND = MemoryBackend()
+
+        class Notes(RemoteCache[str]):
+            pass
+
+        def notes():
+            return Notes(BACKEND)
+        """,
+        test_notes="""
+        import subprocess, sys
+        import pytest
+        import notesapp
+        from pytest_cachemock import Stats
+
+        CHILD = '''
+        import notesapp
+        notes = notesapp.notes()
+        assert notes.get("seeded") == "hello", notes.get("seeded")
+        notes.put("from-child", "hi")
+        notesapp.BACKEND.delete(notes.key_for("gone"))
+        '''
+
+        @pytest.mark.cachemock(isolation="shared")
+        def test_child_uses_the_declared_kind(patch_caches, global_stats):
+            notes = notesapp.notes()
+            notes.put("gone", "soon")
+            patch_caches.seed("notes", {"seeded": "hello"}, cache=notes)
+            subprocess.run([sys.executable, "-c", CHILD], check=True, timeout=60)
+            assert notes.get("from-child") == "hi"
+            assert notes.get("gone") is None
+            assert global_stats.notes == Stats(puts=2, hits=2, misses=1)
+            assert notesapp.BACKEND.get("anything") is None  # still the mock
+        """,
+    )
+    pytester.makeini("[pytest]\ncachemock_kinds = notes target=notesapp:BACKEND\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
