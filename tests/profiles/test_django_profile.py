@@ -175,6 +175,20 @@ def test_6_seed_fail_and_reset(patch_caches, global_stats):
     assert global_stats.django_default == Stats(0, 0, 0)
 
 
+def test_6b_a_nested_patch_caches_has_its_own_store(patch_caches, global_stats):
+    from pytest_cachemock import PatchCaches
+
+    shop.render("home")
+    outer_class = type(shop.pages)
+    with PatchCaches() as inner:
+        assert shop.pages.get("page:home") is None        # the inner store is empty
+        shop.login("bob")
+        assert inner.stats()["django_sessions"] == Stats(puts=1, hits=0, misses=0)
+    assert type(shop.pages) is outer_class                # still mocked for the outer one
+    # This thread keeps the inner store until the next start (stats readable after a block).
+    assert inner.stats()["django_default"] == Stats(puts=0, hits=0, misses=1)
+
+
 def test_7_without_the_plugin_the_real_caches_are_back():
     assert type(shop.pages) is REAL
     assert shop.pages.get("page:home") == "REAL"
@@ -222,7 +236,7 @@ def test_without_pytest_django(pytester: pytest.Pytester) -> None:
     _plugin_is_ours(pytester)
     pytester.makepyfile(test_basic=BASIC)
     result = pytester.runpytest_subprocess(*NO_PYTEST_DJANGO, "-v")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
 
 
 @pytest.mark.usefixtures("env")
@@ -250,7 +264,7 @@ def test_with_pytest_django(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
     result.stdout.fnmatch_lines(["*django: version: 5.*settings: djsettings (from ini)*"])
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=10)
 
 
 @pytest.mark.usefixtures("env")
@@ -347,6 +361,11 @@ def test_isolation_process_counts_a_thread_started_before_the_test(
             assert done.get(timeout=10) == "made"
             assert global_stats.django_default == Stats(puts=1, hits=0, misses=1)
 
+        def test_in_thread_mode_its_traffic_is_foreign(global_stats):
+            jobs.put("k")
+            assert done.get(timeout=10) == "made"     # mocked: not the real store's
+            assert global_stats.django_default == Stats(0, 0, 0)
+
         def test_afterwards_the_workers_object_is_real_again():
             real = caches["default"]
             assert real.get("k") is None         # nothing of the test reached the real store
@@ -357,7 +376,13 @@ def test_isolation_process_counts_a_thread_started_before_the_test(
         """
     )
     result = pytester.runpytest_subprocess(*NO_PYTEST_DJANGO)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ForeignTrafficWarning: cache traffic from threads that belong to no running test*"
+            "django_default (puts=1, hits=0, misses=1)*"
+        ]
+    )
 
 
 @pytest.mark.usefixtures("env")
