@@ -597,12 +597,18 @@ def _settings(origin: str) -> tuple[str, Mapping[str, Any]]:
 def register_kinds(registry: Registry, *, origin: str) -> None:
     """Declare a kind ``django_<alias>`` for every alias of ``settings.CACHES``."""
     version, caches_setting = _settings(origin)
-    cache_module = importlib.import_module("django.core.cache")
+    caches = importlib.import_module("django.core.cache").caches
+    _declare(registry, caches, caches_setting, f"{origin} (profile 'django', Django {version})")
+
+
+def _declare(
+    registry: Registry, caches: Any, caches_setting: Mapping[str, Any], where: str
+) -> None:
+    """Declare the kind of every alias of ``caches_setting``, whose objects ``caches`` (a
+    Django ``CacheHandler``) makes."""
     base = importlib.import_module("django.core.cache.backends.base")
     _django_default[0] = base.DEFAULT_TIMEOUT
-    caches = cache_module.caches
     _watch(caches)
-    where = f"{origin} (profile 'django', Django {version})"
     given: dict[str, str] = {}
     for alias, params in caches_setting.items():
         kind = kind_name(str(alias))

@@ -554,3 +554,16 @@ def test_counts_of_each_call():
     assert counted(lambda: cache.delete_many(["y", "z"])) == (0, 0, 0)
     assert counted(lambda: cache.clear()) == (0, 0, 0)
     assert global_stats.django_v2 == Stats(0, 0, 0)  # another alias counts on its own
+
+
+def test_seed_refuses_a_value_that_cannot_be_pickled(patch_caches):
+    with pytest.raises(TypeError) as info:
+        patch_caches.seed("django_default", {":1:ok": 1, ":1:f": lambda: 1})
+    assert str(info.value).startswith(
+        "seed: a django kind stores values pickled, as Django's backends do; the value of "
+        "':1:f', a function, cannot be pickled ("
+    )
+    assert str(info.value).endswith("); nothing was stored")
+    assert dict(patch_caches.entries("django_default")) == {}
+    with pytest.raises(TypeError, match="keys are str, got 3"):
+        patch_caches.seed("django_default", {3: "three"})

@@ -8,11 +8,19 @@ Django's settings are process-wide, so nothing here configures them in this proc
 
 from __future__ import annotations
 
+import re
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_cachemock import KindConfigError, PatchCaches, Registry, Stats
+
 pytest.importorskip("django")
+
+import pytest_cachemock.integrations.django as django_profile
 
 HERE = Path(__file__).resolve().parent
 
@@ -469,3 +477,303 @@ def test_two_aliases_that_give_one_kind_name(pytester: pytest.Pytester) -> None:
             "'_'); rename one of them"
         ]
     )
+
+
+@pytest.mark.usefixtures("env")
+def test_caches_that_is_not_a_dict_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        "from django.conf import settings\n\nsettings.configure(CACHES=['default'])\n"
+    )
+    pytester.makeini(INI)
+    pytester.makepyfile("def test_never_runs(): pass")
+    result = pytester.runpytest_subprocess(*NO_PYTEST_DJANGO)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "ERROR: cachemock: ini option cachemock_profiles ('django'): settings.CACHES is a "
+        "list, not a dict of alias -> cache settings\n"
+    ) in result.stderr.str()
+
+
+# -- the project of docs/profiles.md ------------------------------------------------------------
+
+DOCS = HERE.parents[1] / "docs" / "profiles.md"
+
+
+def _docs_project() -> tuple[str, dict[str, str]]:
+    """The Django section's pyproject.toml and files (each python block names its file on its
+    first line, ``# path``), as the page shows them."""
+    text = DOCS.read_text(encoding="utf-8")
+    section = text.split("## Django's cache framework", 1)[1].split("\n## ", 1)[0]
+    toml = ""
+    files: dict[str, str] = {}
+    for match in re.finditer(r"^( *)```(\w+)\n(.*?)^\1```$", section, re.M | re.S):
+        indent, language, body = match.groups()
+        body = "".join(line[len(indent) :] + "\n" for line in body.splitlines())
+        first = body.splitlines()[0]
+        if language == "toml":
+            toml = body
+        elif language == "python" and first.startswith("# ") and first.endswith(".py"):
+            files[first[2:].split()[0]] = body
+        elif language == "python" and first.startswith("# conftest.py"):
+            files["conftest.py"] = body
+    return toml, files
+
+
+@pytest.mark.usefixtures("env")
+@pytest.mark.parametrize("with_pytest_django", [False, True])
+def test_the_docs_project_runs(pytester: pytest.Pytester, with_pytest_django: bool) -> None:
+    toml, files = _docs_project()
+    assert sorted(files) == [
+        "conftest.py",
+        "shop/pages.py",
+        "shop/settings.py",
+        "tests/test_expiry.py",
+        "tests/test_pages.py",
+    ]
+    if with_pytest_django:
+        pytest.importorskip("pytest_django")
+        del files["conftest.py"]
+        toml += 'DJANGO_SETTINGS_MODULE = "shop.settings"\npythonpath = ["."]\n'
+        args: tuple[str, ...] = ("-p", "no:cacheprovider")
+    else:
+        toml += 'pythonpath = ["."]\n'
+        args = NO_PYTEST_DJANGO
+    (pytester.path / "pyproject.toml").write_text(toml)
+    (pytester.path / "shop").mkdir()
+    (pytester.path / "shop" / "__init__.py").write_text("")
+    (pytester.path / "tests").mkdir()
+    for name, source in files.items():
+        (pytester.path / name).write_text(source)
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=4)
+
+
+# -- in this process: a private CacheHandler, no global settings ---------------------------------
+#
+# Django's CacheHandler takes its CACHES as an argument, and LocMem and dummy caches need no
+# settings: the per-test cache is tested here directly, with real Django classes, while
+# django.conf.settings stays unconfigured in this process.
+
+LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
+DUMMY = "django.core.cache.backends.dummy.DummyCache"
+
+
+@pytest.fixture
+def handler() -> Any:
+    from django.core.cache import CacheHandler
+
+    return CacheHandler(
+        {
+            "default": {"BACKEND": LOCMEM, "LOCATION": "direct-default"},
+            "v2": {"BACKEND": LOCMEM, "LOCATION": "direct-default", "VERSION": 2},
+            "short": {"BACKEND": LOCMEM, "LOCATION": "direct-short", "TIMEOUT": 5},
+            "off": {"BACKEND": DUMMY},
+        }
+    )
+
+
+@pytest.fixture
+def registry(handler: Any) -> Registry:
+    registry = Registry()
+    django_profile._declare(registry, handler, handler.settings, "direct test")
+    return registry
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    frozen = [1_000_000.0]
+    monkeypatch.setattr(django_profile, "clock", lambda: frozen[0])
+    return frozen
+
+
+def test_direct_kinds_and_their_targets(registry: Registry) -> None:
+    assert registry.names() == ["django_default", "django_v2", "django_short", "django_off"]
+    (target,) = registry.kinds()["django_default"].targets
+    assert repr(target) == "<Target django caches['default'] from direct test>"
+    assert target.spot() is None
+
+
+def test_direct_swap_count_and_restore(handler: Any, registry: Registry) -> None:
+    bound = handler["default"]
+    real = type(bound)
+    bound.set("k", "real")
+    with PatchCaches(registry=registry) as patched:
+        assert type(bound) is not real
+        assert isinstance(bound, real)
+        assert repr(bound) == (
+            "<django.core.cache.backends.locmem.LocMemCache of kind 'django_default', "
+            "mocked by pytest-cachemock>"
+        )
+        assert bound.get("k") is None
+        bound.set("k", ["mock"])
+        assert handler["v2"].get("k", version=1) == ["mock"]  # one LOCATION: one store
+        assert handler["off"].get_or_set("d", 4) == 4
+        stats = patched.stats()
+        assert stats["django_default"] == Stats(puts=1, hits=0, misses=1)
+        assert stats["django_v2"] == Stats(puts=0, hits=1, misses=0)
+        assert stats["django_off"] == Stats(puts=1, hits=0, misses=1)
+        assert dict(patched.entries("django_default")) == {":1:k": ["mock"]}
+        assert "':1:k': ['mock']" in patched.report()
+    assert type(bound) is real
+    assert bound.get("k") == "real"
+
+
+def test_direct_objects_made_during_the_test_and_in_threads(
+    handler: Any, registry: Registry
+) -> None:
+    made: list[Any] = []
+    with PatchCaches(registry=registry) as patched:
+        first = handler["default"]
+        del handler["default"]
+        second = handler["default"]
+        thread = threading.Thread(target=lambda: made.append(handler["default"].add("t", 1)))
+        thread.start()
+        thread.join()
+        assert second is not first
+        assert type(second) is type(first)
+        assert second.get("t") == 1
+        assert patched.stats()["django_default"] == Stats(puts=1, hits=1, misses=0)
+    assert made == [True]
+    assert type(first) is type(second) is _real_class(handler)
+
+
+def _real_class(handler: Any) -> type[Any]:
+    from django.core.cache.backends.locmem import LocMemCache
+
+    return LocMemCache
+
+
+def test_direct_nested_installs_undo_in_any_order(handler: Any, registry: Registry) -> None:
+    bound = handler["short"]
+    real = type(bound)
+    outer = PatchCaches(registry=registry).start()
+    inner = PatchCaches(registry=registry).start()
+    made_inside = handler["off"]
+    outer.stop()  # out of order: the inner one keeps its mocks
+    assert type(bound) is not real
+    assert bound.add("x", 1) is True
+    assert inner.stats()["django_short"] == Stats(puts=1, hits=0, misses=0)
+    inner.stop()
+    assert type(bound) is real
+    assert type(made_inside).__module__ == "django.core.cache.backends.dummy"
+
+
+def test_direct_timeouts(handler: Any, registry: Registry, now: list[float]) -> None:
+    from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+    with PatchCaches(registry=registry) as patched:
+        short = handler["short"]  # TIMEOUT = 5
+        short.set("default", 1)
+        short.set("explicit", 1, DEFAULT_TIMEOUT)
+        short.set("forever", 1, None)
+        short.set("zero", 1, 0)
+        short.set("negative", 1, -3)
+        short.set("ten", 1, 10)
+        assert sorted(patched.entries("django_short")) == [
+            ":1:default",
+            ":1:explicit",
+            ":1:forever",
+            ":1:ten",
+        ]
+        now[0] += 5
+        assert short.get_many(["default", "explicit", "forever", "ten"]) == {
+            "forever": 1,
+            "ten": 1,
+        }
+        assert short.touch("ten", 100) is True
+        now[0] += 50
+        assert short.incr("ten") == 2  # the expiry stays
+        now[0] += 50
+        assert short.has_key("ten") is False
+        assert len(patched.entries("django_short")) == 1
+        assert short.delete("ten") is False
+
+
+def test_direct_async_variants_count_in_the_calling_thread(
+    handler: Any, registry: Registry
+) -> None:
+    import asyncio
+
+    async def main(cache: Any) -> list[Any]:
+        return [
+            await cache.aset("a", 1),
+            await cache.aadd("a", 2),
+            await cache.aget("a"),
+            await cache.aget_many(["a", "b"]),
+            await cache.aset_many({"c": 1}),
+            await cache.ahas_key("c"),
+            await cache.aincr("c", 5),
+            await cache.adecr("c"),
+            await cache.aget_or_set("d", "made"),
+            await cache.atouch("d"),
+            await cache.aincr_version("d"),
+            await cache.adecr_version("d", version=2),
+            await cache.adelete("a"),
+            await cache.adelete_many(["c"]),
+            await cache.aclear(),
+            await cache.aclose(),
+        ]
+
+    with PatchCaches(registry=registry) as patched:
+        got = asyncio.run(main(handler["default"]))
+        assert got[:12] == [None, False, 1, {"a": 1}, [], True, 6, 5, "made", True, 2, 1]
+        assert got[12:] == [True, None, None, None]
+        assert patched.stats()["django_default"] == Stats(puts=7, hits=8, misses=2)
+
+
+def test_direct_faults(handler: Any, registry: Registry) -> None:
+    with PatchCaches(registry=registry) as patched:
+        cache = handler["default"]
+        patched.fail("django_default", on="put", exc=OSError("disk gone"), times=1)
+        with pytest.raises(OSError, match="disk gone"):
+            cache.set_many({"a": 1})
+        assert cache.set_many({"a": 1}) == []
+        patched.fail("django_default", on="get")
+        with pytest.raises(ConnectionError, match="key ':1:a'"):
+            cache.get_many(["a"])
+        cache.delete("a")  # never fails
+        assert patched.stats()["django_default"] == Stats(puts=1, hits=0, misses=0, errors=2)
+
+
+def test_direct_entries_mapping(now: list[float]) -> None:
+    entries = django_profile.DjangoEntries(("x", "''"))
+    entries.update({":1:a": [1], ":1:b": 2})
+    entries.data[":1:old"] = (b"", now[0] - 1)
+    assert sorted(entries) == [":1:a", ":1:b"]
+    assert len(entries) == 2
+    assert entries[":1:a"] == [1]
+    assert repr(entries) == "{':1:a': [1], ':1:b': 2}"
+    with pytest.raises(KeyError):
+        entries[":1:old"]
+    with pytest.raises(KeyError):
+        del entries[":1:old"]
+    del entries[":1:a"]
+    with pytest.raises(TypeError, match="got 3; nothing was stored"):
+        entries.update({":1:c": 1, 3: 1})
+    assert list(entries) == [":1:b"]
+    entries.clear()
+    assert dict(entries) == {}
+
+
+def test_direct_kind_names_and_a_clash(handler: Any) -> None:
+    assert django_profile.kind_name("page-cache") == "django_page_cache"
+    with pytest.raises(KindConfigError, match="aliases 'a-b' and 'a_b' both give"):
+        django_profile._declare(
+            Registry(), handler, {"a-b": {"BACKEND": DUMMY}, "a_b": {"BACKEND": DUMMY}}, "t"
+        )
+
+
+def test_direct_unconfigured_settings_and_no_django(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.conf import settings
+
+    if settings.configured:
+        pytest.skip("Django's settings are configured in this process")
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    with pytest.raises(KindConfigError, match="Django's settings are not configured"):
+        Registry().load_profile("django", "here")
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "no_such_settings_module")
+    with pytest.raises(KindConfigError, match=r"cannot read settings\.CACHES"):
+        Registry().load_profile("django", "here")
+    monkeypatch.setitem(sys.modules, "django", None)
+    with pytest.raises(KindConfigError, match="needs Django, which cannot be imported"):
+        Registry().load_profile("django", "here")
