@@ -478,13 +478,16 @@ class _Install:
         self.swapped.append((obj, old, new))
 
 
-# alias -> the running installs, oldest first; cache object -> its alias (weakly).
-_running: dict[str, list[_Install]] = {}
-_aliases: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# An alias of a CacheHandler: (id of the handler, alias). Django has one handler, ``caches``;
+# the tests make others.
+_Alias = tuple[int, str]
+# alias -> its running installs, oldest first; cache object -> its alias (weakly).
+_running: dict[_Alias, list[_Install]] = {}
+_aliases: weakref.WeakKeyDictionary[Any, _Alias] = weakref.WeakKeyDictionary()
 
 
-def _note(obj: Any, alias: str) -> None:
-    # An object that takes no weak reference is found through caches only.
+def _note(obj: Any, alias: _Alias) -> None:
+    # An object that takes no weak reference is found through the handler only.
     with contextlib.suppress(TypeError):
         _aliases[obj] = alias
 
@@ -499,9 +502,10 @@ def _watch(caches: Any) -> None:
 
     def create_connection(alias: str) -> Any:
         obj = make(alias)
-        _note(obj, alias)
+        key = (id(caches), alias)
         with _lock:
-            for install in _running.get(alias, ()):
+            _note(obj, key)
+            for install in _running.get(key, ()):
                 install.swap(obj)
         return obj
 
@@ -511,24 +515,25 @@ def _watch(caches: Any) -> None:
 
 def _install(caches: Any, alias: str, kind: str, storage: tuple[str, str]) -> Undo:
     install = _Install(alias, kind, storage)
+    key = (id(caches), alias)
     with _lock:
         objs: dict[int, Any] = {}
         here = getattr(caches._connections, alias, None)  # this thread's, made before _watch
         if here is not None:
-            _note(here, alias)
+            _note(here, key)
             objs[id(here)] = here
         for obj, of in list(_aliases.items()):
-            if of == alias:
+            if of == key:
                 objs[id(obj)] = obj
         for obj in objs.values():
             install.swap(obj)
-        _running.setdefault(alias, []).append(install)
+        _running.setdefault(key, []).append(install)
     # The kind's entries in this store from the start: seed() and entries() before any call.
     _entries(current_store().record(kind), storage)
 
     def undo() -> None:
         with _lock:
-            running = _running.get(alias, [])
+            running = _running.get(key, [])
             running[:] = [other for other in running if other is not install]
             for obj, old, new in reversed(install.swapped):
                 if type(obj) is new:

@@ -777,3 +777,15 @@ def test_direct_unconfigured_settings_and_no_django(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "django", None)
     with pytest.raises(KindConfigError, match="needs Django, which cannot be imported"):
         Registry().load_profile("django", "here")
+
+
+def test_direct_another_handlers_objects_are_left_alone(handler: Any, registry: Registry) -> None:
+    from django.core.cache import CacheHandler
+
+    other = CacheHandler({"default": {"BACKEND": LOCMEM, "LOCATION": "direct-other"}})
+    django_profile._declare(Registry(), other, other.settings, "another handler")
+    theirs = other["default"]
+    with PatchCaches(registry=registry):
+        assert type(handler["default"]).__module__ == django_profile.__name__
+        assert type(theirs) is _real_class(handler)
+        assert type(other["default"]) is _real_class(handler)
