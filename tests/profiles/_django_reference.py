@@ -1,5 +1,5 @@
-"""Behaviours of Django's own cache tests (tests/cache/tests.py, BaseCacheTests; the async ones of
-tests/cache/tests_async.py), written again for the mock: run by test_django_profile.py under
+"""Behaviours of Django's own cache tests (tests/cache/tests.py, BaseCacheTests), written again
+for the mock, plus every async method once: run by test_django_profile.py under
 ``cachemock_profiles = django`` and ``cachemock_autouse = true``, so every test starts with
 empty mocked caches. The names say which Django test each follows; expiry runs on a frozen
 clock (the profile's ``clock``) except in one test that sleeps for real.
