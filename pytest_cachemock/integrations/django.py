@@ -54,7 +54,7 @@ clock: Callable[[], float] = time.time
 without sleeping."""
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL  # what LocMemCache and RedisCache pickle with
-_INSTALL = "pip install 'Django>=4.2'"
+_INSTALL = "pip install Django"
 _Item = tuple[bytes, "float | None"]  # (pickled value, expiry time or None: never)
 # The default of every timeout parameter: the alias's TIMEOUT, as Django's DEFAULT_TIMEOUT
 # (which is one too: filled in when the profile loads, Django not imported before).
