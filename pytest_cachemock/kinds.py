@@ -37,7 +37,10 @@ __all__ = [
     "Undo",
 ]
 
-_PROFILES: dict[str, str] = {"torch": "pytest_cachemock.integrations.torch:register_kinds"}
+_PROFILES: dict[str, str] = {
+    "torch": "pytest_cachemock.integrations.torch:register_kinds",
+    "django": "pytest_cachemock.integrations.django:register_kinds",
+}
 # Profile -> the module whose presence in sys.modules makes the default registry load it
 # (the drop-in path: a PyTorch-style test that never configured the profile). torch itself,
 # not torch._inductor: a test module that imports only torch compiles through Inductor all the

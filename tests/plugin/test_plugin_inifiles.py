@@ -10,6 +10,7 @@ import pytest
 
 from pytest_cachemock import KindConfigError, Registry
 from pytest_cachemock._inifiles import declare
+from pytest_cachemock.kinds import _PROFILES
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +48,7 @@ def test_profiles_are_read_and_an_unknown_one_names_the_file(tmp_path: Path) -> 
         declare(Registry(), tmp_path)
     assert str(info.value) == (
         f"{tmp_path / 'pytest.ini'} [pytest] cachemock_profiles ('nope'): unknown profile "
-        "'nope'; known profiles: torch"
+        f"'nope'; known profiles: {', '.join(sorted(_PROFILES))}"
     )
 
 

@@ -9,6 +9,8 @@ import sys
 import pytest
 from _plugin_app import PRICES_INI, make_app
 
+from pytest_cachemock.kinds import _PROFILES
+
 # -- discovery ---------------------------------------------------------------------------------
 
 
@@ -375,7 +377,7 @@ def test_unknown_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         [
             "ERROR: cachemock: ini option cachemock_profiles ('nosuch'): unknown profile 'nosuch';"
-            " known profiles: torch*"
+            f" known profiles: {', '.join(sorted(_PROFILES))}*"
         ]
     )
     pytester.makeini("[pytest]\n")
