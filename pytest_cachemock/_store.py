@@ -27,15 +27,26 @@ involved, so the next operation of each thread takes the slow path and finds its
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-__all__ = ["Fault", "KindRecord", "ThreadStore", "current_store"]
+__all__ = ["Fault", "KindRecord", "Polled", "ThreadStore", "current_store"]
 
 _get_ident = threading.get_ident
 _box_lock = threading.RLock()  # see _Box.lock
 _fault_lock = threading.Lock()  # threads of one box share its faults: each use counts once
 # Modes whose box every thread of the process uses.
 _EVERY_THREAD = ("process", "shared")
+
+
+class Polled(Protocol):
+    """Counts that another library keeps (functools' ``cache_info()``), read when a box's
+    counts are read rather than counted by the mock on each operation."""
+
+    def counts(self) -> tuple[int, int, int]:
+        """(puts, hits, misses) since the source was installed or last reset."""
+
+    def reset(self) -> None:
+        """Drop the source's entries and start its counts again from zero."""
 
 
 class Fault:
@@ -127,6 +138,7 @@ class _Box:
         "lock",
         "mode",
         "owner",
+        "polled",
         "tables",
         "token",
     )
@@ -144,6 +156,15 @@ class _Box:
         # (records, ready) of every thread that uses the box.
         self.tables: list[tuple[dict[str, KindRecord], dict[str, KindRecord]]] = []
         self.foreign: _Box | None = None
+        # kind -> counts kept by another library (an lru_cache's cache_info), read with sums.
+        self.polled: dict[str, list[Polled]] = {}
+
+    def poll(self, kind: str, source: Polled) -> None:
+        """Add ``source``'s counts to ``kind``'s whenever the box's counts are read."""
+        with self.lock:
+            if kind not in self.kinds:
+                self.kinds[kind] = _Kind()
+            self.polled.setdefault(kind, []).append(source)
 
     def join(self) -> tuple[dict[str, KindRecord], dict[str, KindRecord]]:
         """New tables for a thread that starts using this box."""
@@ -208,6 +229,9 @@ class _Box:
             for records, _ in self.tables:
                 for record in records.values():
                     record._zero()
+            polled = [source for sources in self.polled.values() for source in sources]
+        for source in polled:
+            source.reset()
 
     def close(self) -> None:
         """No thread but (where it ``keeps``) its owner uses the box any more."""
@@ -285,8 +309,26 @@ class ThreadStore:
         return box.record(kind, records)
 
     def records(self) -> dict[str, KindRecord]:
-        """Every kind of this thread's box, the counters of all its threads summed."""
-        return self.box().sums()
+        """Every kind of this thread's box, the counters of all its threads summed, with the
+        counts of its polled sources (see :class:`Polled`)."""
+        box = self.box()
+        out = box.sums()
+        if box.polled:
+            with box.lock:
+                polled = [(kind, list(sources)) for kind, sources in box.polled.items()]
+            for kind, sources in polled:
+                summed = out.get(kind)
+                total = out[kind] = KindRecord(kind, box, box.kinds.get(kind))
+                if summed is not None:  # a copy: a frozen box hands out its own records
+                    total.entries = summed.entries
+                    total.puts, total.hits = summed.puts, summed.hits
+                    total.misses, total.errors = summed.misses, summed.errors
+                for source in sources:
+                    puts, hits, misses = source.counts()
+                    total.puts += puts
+                    total.hits += hits
+                    total.misses += misses
+        return out
 
     def ready(self) -> dict[str, KindRecord]:
         """This thread's records with no fault armed (as far as the mock has met them)."""

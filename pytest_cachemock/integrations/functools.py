@@ -1,0 +1,153 @@
+"""The built-in ``functools`` profile: ``lru_cache`` / ``cache`` functions as cache kinds.
+
+Each named function is emptied (``cache_clear()``) when mocks are installed and again when
+they are removed, and counted from its own ``cache_info()``: the numbers are the library's.
+Entries come from ``cachemock_functools`` (or ``Registry.load_profile("functools",
+entries=...)``): ``[alias=]module:function``, ``module:Class.method``, or a whole module.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .._spots import Undo
+from ..errors import KindConfigError
+from ..kinds import ProfileEntry, Registry, Target, _entry_value, _find_module
+from ..mock import current_store
+
+__all__ = ["LruTarget", "is_lru_cache", "register_kinds"]
+
+_WRAPPER: Any = getattr(functools, "_lru_cache_wrapper", None)
+
+
+def is_lru_cache(obj: object) -> bool:
+    """Whether ``obj`` is a function made by ``functools.lru_cache`` or ``functools.cache``."""
+    if isinstance(_WRAPPER, type):
+        return isinstance(obj, _WRAPPER)
+    # Without the C accelerator, lru_cache returns a plain function with these attached.
+    return callable(getattr(obj, "cache_info", None)) and callable(
+        getattr(obj, "cache_parameters", None)
+    )
+
+
+class _Counts:
+    """One installed function's counts, read from ``cache_info()`` when stats are read.
+
+    Installing empties the cache, which also zeroes functools' counters, so the counts are
+    ``cache_info()``'s own. Puts are the misses that stored: the growth of ``currsize``, and
+    for a bounded cache that has filled up, every miss (a full cache stores each miss by
+    evicting an entry). Removing the mock freezes the counts, then empties the cache.
+    """
+
+    __slots__ = ("fn", "frozen")
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.frozen: tuple[int, int, int] | None = None
+
+    def counts(self) -> tuple[int, int, int]:
+        if self.frozen is not None:
+            return self.frozen
+        info = self.fn.cache_info()
+        maxsize = info.maxsize
+        if maxsize is not None and info.currsize >= maxsize:
+            puts = info.misses if maxsize > 0 else 0
+        else:
+            puts = info.currsize
+        return (puts, info.hits, info.misses)
+
+    def reset(self) -> None:
+        if self.frozen is None:
+            self.fn.cache_clear()
+
+    def freeze(self) -> None:
+        self.frozen = self.counts()
+
+
+class LruTarget(Target):
+    """An ``lru_cache`` function: emptied before and after each test, counted per test."""
+
+    def __init__(self, fn: Any, where: str, origin: str) -> None:
+        super().__init__(fn, "cache_clear", _no_mock, origin)
+        self.where = where
+
+    def install(self, kind: str) -> Undo:
+        fn = self.obj
+        fn.cache_clear()
+        counts = _Counts(fn)
+        current_store().box().poll(kind, counts)
+
+        def undo() -> None:
+            counts.freeze()
+            fn.cache_clear()
+
+        return undo
+
+    def spot(self) -> tuple[Any, str] | None:
+        return None  # writes no attribute: nothing for a monkeypatch to put back wrongly
+
+    def refuses(self, op: str) -> str | None:
+        if op == "seed":
+            return (
+                f"{self.where} is an lru_cache function, and functools has no way to store a "
+                "result without calling the function: call it in the test to fill its cache"
+            )
+        return (
+            f"{self.where} is an lru_cache function, whose lookups run inside functools and "
+            "cannot be made to fail: make the function itself raise (monkeypatch what it calls)"
+        )
+
+    def __repr__(self) -> str:
+        return f"<LruTarget {self.where} from {self.origin}>"
+
+
+def _no_mock(kind: str) -> Any:
+    raise AssertionError("an LruTarget installs no mock")
+
+
+def _where(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _refuse(entry: ProfileEntry, value: Any) -> KindConfigError:
+    what = type(value).__qualname__
+    if callable(getattr(value, "cache", None)) or hasattr(value, "cache_key"):
+        hint = "it is a cachetools @cached function: list it in cachemock_cachetools"
+    elif callable(value):
+        hint = (
+            f"it is a {what} without an lru_cache: decorate it with @functools.lru_cache or "
+            "@functools.cache (outermost, or name the decorated function itself)"
+        )
+    else:
+        hint = f"it holds a {what}; name a function decorated with @functools.lru_cache"
+    return KindConfigError(
+        f"{entry.origin}: {entry.reference()} is not an lru_cache or cache function: {hint}"
+    )
+
+
+def _scan(module: Any, entry: ProfileEntry) -> list[tuple[str, list[Target]]]:
+    """The lru_cache functions defined at the top level of ``module`` (not imported ones)."""
+    found: list[tuple[str, list[Target]]] = []
+    for name, value in list(vars(module).items()):
+        if is_lru_cache(value) and getattr(value, "__module__", None) == module.__name__:
+            found.append((name, [LruTarget(value, f"{module.__name__}.{name}", entry.origin)]))
+    if not found:
+        raise KindConfigError(
+            f"{entry.origin}: module {module.__name__!r} defines no lru_cache or cache "
+            "function at its top level (methods are named one by one: 'module:Class.method')"
+        )
+    return found
+
+
+def register_kinds(registry: Registry, *, origin: str, entries: list[ProfileEntry]) -> None:
+    """Declare a kind per named ``lru_cache`` function; a module's are found later."""
+    for entry in entries:
+        if entry.attribute is None:
+            _find_module(entry)
+            registry.add_module(entry, _scan)
+            continue
+        value = _entry_value(entry)
+        if not is_lru_cache(value):
+            raise _refuse(entry, value)
+        registry.add_entry_kind(entry, [LruTarget(value, _where(value), entry.origin)])
