@@ -47,7 +47,7 @@ def test_profiles_are_read_and_an_unknown_one_names_the_file(tmp_path: Path) -> 
         declare(Registry(), tmp_path)
     assert str(info.value) == (
         f"{tmp_path / 'pytest.ini'} [pytest] cachemock_profiles ('nope'): unknown profile "
-        "'nope'; known profiles: torch"
+        "'nope'; known profiles: cachetools, functools, torch"
     )
 
 

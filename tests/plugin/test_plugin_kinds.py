@@ -374,7 +374,7 @@ def test_unknown_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         [
             "ERROR: cachemock: ini option cachemock_profiles ('nosuch'): unknown profile 'nosuch';"
-            " known profiles: torch*"
+            " known profiles: *torch*"
         ]
     )
     pytester.makeini("[pytest]\n")
