@@ -262,7 +262,7 @@ class CacheTarget(Target):
         super().__init__(cache, "__dict__", _no_mock, origin)
         self.where = where
         self.key = key
-        _empty_like(cache, where)  # refused now rather than in every test
+        _empty_like(cache, f"{origin}: {where}")  # refused now rather than in every test
 
     def install(self, kind: str) -> Undo:
         cache = self.obj
@@ -359,7 +359,7 @@ def _no_mock(kind: str) -> Any:
 def _target(value: Any, owner: Any, attr: str, where: str, entry: ProfileEntry) -> Target:
     """The target for what an entry names, or an error saying why it cannot be one."""
     cachetools = _cachetools()
-    origin = f"{entry.origin}: {entry.reference()}"
+    origin = entry.origin
     if isinstance(value, cachetools.Cache):
         return CacheTarget(value, where, origin)
     if callable(value) and hasattr(value, "cache_key") and hasattr(value, "cache"):
@@ -377,7 +377,7 @@ def _target(value: Any, owner: Any, attr: str, where: str, entry: ProfileEntry) 
             return MethodTarget(owner, attr, value, where, origin)
         else:
             why = "is a @cachedmethod: name it on its class, 'module:Class.method'"
-        raise KindConfigError(f"{origin} {why}")
+        raise KindConfigError(f"{origin}: {entry.reference()} {why}")
     if callable(getattr(value, "cache_info", None)) and callable(
         getattr(value, "cache_clear", None)
     ):
@@ -385,7 +385,8 @@ def _target(value: Any, owner: Any, attr: str, where: str, entry: ProfileEntry) 
     else:
         hint = f"it holds a {type(value).__qualname__}"
     raise KindConfigError(
-        f"{origin} is not a cachetools cache, @cached function or @cachedmethod: {hint}"
+        f"{origin}: {entry.reference()} is not a cachetools cache, @cached function or "
+        f"@cachedmethod: {hint}"
     )
 
 
