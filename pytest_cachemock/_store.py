@@ -27,6 +27,7 @@ involved, so the next operation of each thread takes the slow path and finds its
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, Callable, Protocol
 
 __all__ = ["Fault", "KindRecord", "Polled", "ThreadStore", "current_store"]
@@ -40,13 +41,16 @@ _EVERY_THREAD = ("process", "shared")
 
 class Polled(Protocol):
     """Counts that another library keeps (functools' ``cache_info()``), read when a box's
-    counts are read rather than counted by the mock on each operation."""
+    counts are read rather than counted by a mock on each operation."""
 
-    def counts(self) -> tuple[int, int, int]:
-        """(puts, hits, misses) since the source was installed or last reset."""
+    def counts(self) -> Mapping[str, tuple[int, int, int]]:
+        """Per kind, (puts, hits, misses) since the box opened or was last reset."""
 
     def reset(self) -> None:
-        """Drop the source's entries and start its counts again from zero."""
+        """Drop the entries of its kinds and start their counts again from zero."""
+
+    def close(self) -> None:
+        """The box closed: keep the counts as they are now (the caches are emptied next)."""
 
 
 class Fault:
@@ -156,15 +160,13 @@ class _Box:
         # (records, ready) of every thread that uses the box.
         self.tables: list[tuple[dict[str, KindRecord], dict[str, KindRecord]]] = []
         self.foreign: _Box | None = None
-        # kind -> counts kept by another library (an lru_cache's cache_info), read with sums.
-        self.polled: dict[str, list[Polled]] = {}
+        # Counts kept by another library (an lru_cache's cache_info), read with the sums.
+        self.polled: list[Polled] = []
 
-    def poll(self, kind: str, source: Polled) -> None:
-        """Add ``source``'s counts to ``kind``'s whenever the box's counts are read."""
+    def poll(self, source: Polled) -> None:
+        """Add ``source``'s counts to its kinds' whenever the box's counts are read."""
         with self.lock:
-            if kind not in self.kinds:
-                self.kinds[kind] = _Kind()
-            self.polled.setdefault(kind, []).append(source)
+            self.polled.append(source)
 
     def join(self) -> tuple[dict[str, KindRecord], dict[str, KindRecord]]:
         """New tables for a thread that starts using this box."""
@@ -229,12 +231,14 @@ class _Box:
             for records, _ in self.tables:
                 for record in records.values():
                     record._zero()
-            polled = [source for sources in self.polled.values() for source in sources]
+            polled = list(self.polled)
         for source in polled:
             source.reset()
 
     def close(self) -> None:
         """No thread but (where it ``keeps``) its owner uses the box any more."""
+        for source in self.polled:
+            source.close()
         self.closed = True
         with self.lock:
             for _, ready in self.tables:
@@ -314,17 +318,14 @@ class ThreadStore:
         box = self.box()
         out = box.sums()
         if box.polled:
-            with box.lock:
-                polled = [(kind, list(sources)) for kind, sources in box.polled.items()]
-            for kind, sources in polled:
-                summed = out.get(kind)
-                total = out[kind] = KindRecord(kind, box, box.kinds.get(kind))
-                if summed is not None:  # a copy: a frozen box hands out its own records
-                    total.entries = summed.entries
-                    total.puts, total.hits = summed.puts, summed.hits
-                    total.misses, total.errors = summed.misses, summed.errors
-                for source in sources:
-                    puts, hits, misses = source.counts()
+            for source in list(box.polled):
+                for kind, (puts, hits, misses) in source.counts().items():
+                    summed = out.get(kind)
+                    total = out[kind] = KindRecord(kind, box, box.kinds.get(kind))
+                    if summed is not None:  # a copy: a frozen box hands out its own records
+                        total.entries = summed.entries
+                        total.puts, total.hits = summed.puts, summed.hits
+                        total.misses, total.errors = summed.misses, summed.errors
                     total.puts += puts
                     total.hits += hits
                     total.misses += misses

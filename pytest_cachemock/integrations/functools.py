@@ -18,6 +18,7 @@ from ..mock import current_store
 
 __all__ = ["LruTarget", "is_lru_cache", "register_kinds"]
 
+
 _WRAPPER: Any = getattr(functools, "_lru_cache_wrapper", None)
 
 
@@ -31,38 +32,48 @@ def is_lru_cache(obj: object) -> bool:
     )
 
 
-class _Counts:
-    """One installed function's counts, read from ``cache_info()`` when stats are read.
+def _counts(info: Any) -> tuple[int, int, int]:
+    """(puts, hits, misses) of a ``cache_info()`` taken after the cache was emptied.
 
-    Installing empties the cache, which also zeroes functools' counters, so the counts are
-    ``cache_info()``'s own. Puts are the misses that stored: the growth of ``currsize``, and
-    for a bounded cache that has filled up, every miss (a full cache stores each miss by
-    evicting an entry). Removing the mock freezes the counts, then empties the cache.
+    Puts are the misses that stored: the growth of ``currsize``; once a bounded cache is
+    full, every miss (a full cache stores each miss by evicting an entry).
+    """
+    maxsize = info.maxsize
+    if maxsize is not None and info.currsize >= maxsize:
+        return (info.misses if maxsize > 0 else 0, info.hits, info.misses)
+    return (info.currsize, info.hits, info.misses)
+
+
+class _Group:
+    """The lru_cache functions installed in one box, polled when its counts are read.
+
+    Installing empties each cache, which also zeroes functools' counters, so the counts are
+    ``cache_info()``'s own. When the box closes (before the undos run, which empty the caches
+    again) the counts are frozen, so stats stay readable after the block.
     """
 
-    __slots__ = ("fn", "frozen")
+    __slots__ = ("frozen", "members")
 
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-        self.frozen: tuple[int, int, int] | None = None
+    def __init__(self) -> None:
+        self.members: list[tuple[str, Any]] = []
+        self.frozen: dict[str, tuple[int, int, int]] | None = None
 
-    def counts(self) -> tuple[int, int, int]:
+    def counts(self) -> dict[str, tuple[int, int, int]]:
         if self.frozen is not None:
             return self.frozen
-        info = self.fn.cache_info()
-        maxsize = info.maxsize
-        if maxsize is not None and info.currsize >= maxsize:
-            puts = info.misses if maxsize > 0 else 0
-        else:
-            puts = info.currsize
-        return (puts, info.hits, info.misses)
+        return {kind: _counts(fn.cache_info()) for kind, fn in self.members}
 
     def reset(self) -> None:
         if self.frozen is None:
-            self.fn.cache_clear()
+            for _, fn in self.members:
+                fn.cache_clear()
 
-    def freeze(self) -> None:
-        self.frozen = self.counts()
+    def close(self) -> None:
+        if self.frozen is None:
+            self.frozen = self.counts()
+
+
+_store = current_store()
 
 
 class LruTarget(Target):
@@ -73,16 +84,21 @@ class LruTarget(Target):
         self.where = where
 
     def install(self, kind: str) -> Undo:
+        # Cheap, as a module may hold a hundred of them: the box this thread just opened
+        # holds one group for all of them; the undo is the function's own cache_clear.
         fn = self.obj
         fn.cache_clear()
-        counts = _Counts(fn)
-        current_store().box().poll(kind, counts)
-
-        def undo() -> None:
-            counts.freeze()
-            fn.cache_clear()
-
-        return undo
+        box = getattr(_store.local, "box", None)
+        if box is None or box.closed:
+            box = _store.box()
+        polled = box.polled
+        group = polled[-1] if polled else None
+        if type(group) is not _Group:
+            group = _Group()
+            box.poll(group)
+        group.members.append((kind, fn))
+        clear: Undo = fn.cache_clear
+        return clear
 
     def spot(self) -> tuple[Any, str] | None:
         return None  # writes no attribute: nothing for a monkeypatch to put back wrongly
