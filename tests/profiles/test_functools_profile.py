@@ -3,7 +3,14 @@ app whose functions are decorated with ``functools.lru_cache`` / ``functools.cac
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+import pytest_cachemock
 
 GEO = """
 import functools
@@ -404,3 +411,57 @@ def test_a_module_with_no_cache_is_refused(pytester: pytest.Pytester) -> None:
             "by one: 'module:Class.method')"
         ]
     )
+
+
+# -- outside pytest: a unittest run reads the same configuration --------------------------
+
+UNIT = """
+import unittest
+import geo
+from pytest_cachemock import PatchCaches, Stats
+
+class TestLookup(unittest.TestCase):
+    def test_counted(self):
+        geo.lookup("before")
+        with PatchCaches() as patch:
+            self.assertEqual(geo.lookup.cache_info().currsize, 0)
+            geo.lookup("a"); geo.lookup("a")
+        self.assertEqual(patch.stats()["lookup"], Stats(puts=1, hits=1, misses=1))
+        self.assertEqual(patch.stats()["first"], Stats())
+"""
+
+
+def _unittest(cwd: Path) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "CACHEMOCK_CONFIGFILE"}
+    root = str(Path(pytest_cachemock.__file__).resolve().parents[1])
+    return subprocess.run(
+        [sys.executable, "-m", "unittest", "test_unit"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**environ, "PYTHONPATH": os.pathsep.join([str(cwd), root])},
+    )
+
+
+def test_unittest_reads_the_entries_of_the_config_file(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(geo=GEO, lateapp=LATE, test_unit=UNIT)
+    (pytester.path / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]\n"
+        'cachemock_profiles = ["functools"]\n'
+        'cachemock_functools = ["geo:lookup", "lateapp"]\n'
+    )
+    proc = _unittest(pytester.path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Ran 1 test" in proc.stderr
+
+
+def test_unittest_refuses_entries_without_the_profile(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(geo=GEO, test_unit=UNIT)
+    (pytester.path / "pytest.ini").write_text("[pytest]\ncachemock_functools =\n    geo:lookup\n")
+    proc = _unittest(pytester.path)
+    assert proc.returncode != 0
+    assert (
+        f"{pytester.path / 'pytest.ini'} [pytest] cachemock_functools lists caches, but the "
+        "'functools' profile is not loaded; add it: cachemock_profiles = functools"
+    ) in proc.stderr
