@@ -161,14 +161,12 @@ def declare(registry: Registry, cwd: Path | None = None) -> Path | None:
         registry.add_line(line, f"{where} cachemock_kinds, line {number} ({line!r})")
     profiles = options.get("cachemock_profiles", [])
     names = shlex.split(profiles) if isinstance(profiles, str) else profiles
-    from .kinds import _ENTRY_PROFILES  # the profiles that name their caches
+    from .kinds import _ENTRY_PROFILES, _entry_lines  # the profiles that name their caches
 
     entries = {
-        name: [
-            line
-            for line in _lines(options.get(f"cachemock_{name}", []), f"{where} cachemock_{name}")
-            if not line.strip().startswith("#")
-        ]
+        name: _entry_lines(
+            _lines(options.get(f"cachemock_{name}", []), f"{where} cachemock_{name}")
+        )
         for name in _ENTRY_PROFILES
     }
     loaded = list(dict.fromkeys(_lines(names, f"{where} cachemock_profiles")))

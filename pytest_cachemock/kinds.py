@@ -697,29 +697,29 @@ def _load(
     first: dict[str, str] = {}
     for name, origin in profiles:
         first.setdefault(name, origin)
-    entries = entries or {}
-    for name, given in entries.items():
-        lines = [line for line in given if line.strip() and not line.strip().startswith("#")]
-        if lines and name not in first:
+    given = {name: _entry_lines(found) for name, found in (entries or {}).items()}
+    for name, found in given.items():
+        if found and name not in first:
             raise KindConfigError(
                 f"ini option cachemock_{name} lists caches, but the {name!r} profile is not "
                 f"loaded; add it: cachemock_profiles = {name}"
             )
     for name, origin in first.items():
-        lines = [
-            line
-            for line in entries.get(name, ())
-            if line.strip() and not line.strip().startswith("#")
-        ]
-        if lines:
-            origin = f"ini option cachemock_{name}"
-        registry.load_profile(name, origin, entries=lines)
+        found = given.get(name, [])
+        registry.load_profile(
+            name, f"ini option cachemock_{name}" if found else origin, entries=found
+        )
     for hook in hooks:
         where = getattr(hook, "__code__", None)
         place = f"{where.co_filename}:{where.co_firstlineno}" if where else repr(hook)
         with registry.declaring(f"hook pytest_cachemock_register_kinds in {place}"):
             hook(registry=registry)
     return registry
+
+
+def _entry_lines(lines: Iterable[str]) -> list[str]:
+    """The entries of a ``cachemock_<profile>`` option: its lines but blank and ``#`` ones."""
+    return [line for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
 def _parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:

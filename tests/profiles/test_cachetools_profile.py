@@ -126,6 +126,26 @@ def test_each_test_sees_an_empty_cache_like_it_and_the_contents_come_back(
     result.assert_outcomes(passed=6)
 
 
+def test_a_thread_the_test_starts_counts_into_the_test(pytester: pytest.Pytester) -> None:
+    _app(pytester)
+    pytester.makepyfile(
+        """
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+        import fx
+        from pytest_cachemock import Stats
+
+        def test_threads(global_stats):
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda n: fx.convert(n, "EUR"), [1, 2, 3, 1]))
+            counted = global_stats.convert
+            assert counted.puts + counted.hits == 4 and counted.misses == counted.puts
+            assert counted.puts >= 3
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
 def test_a_ttl_cache_expires_with_its_own_timer(pytester: pytest.Pytester) -> None:
     _app(pytester)
     pytester.makepyfile(
