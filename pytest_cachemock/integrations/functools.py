@@ -56,12 +56,13 @@ class _Group:
 
     def __init__(self) -> None:
         self.members: list[tuple[str, Any]] = []
-        self.frozen: dict[str, tuple[int, int, int]] | None = None
+        self.frozen: list[Any] | None = None  # each member's cache_info() when the box closed
 
     def counts(self) -> dict[str, tuple[int, int, int]]:
-        if self.frozen is not None:
-            return self.frozen
-        return {kind: _counts(fn.cache_info()) for kind, fn in self.members}
+        infos = self.frozen
+        if infos is None:
+            infos = [fn.cache_info() for _, fn in self.members]
+        return {kind: _counts(info) for (kind, _), info in zip(self.members, infos)}
 
     def reset(self) -> None:
         if self.frozen is None:
@@ -69,8 +70,9 @@ class _Group:
                 fn.cache_clear()
 
     def close(self) -> None:
+        # Only the raw readings here: a box closes at every stop, its counts are rarely read.
         if self.frozen is None:
-            self.frozen = self.counts()
+            self.frozen = [fn.cache_info() for _, fn in self.members]
 
 
 _store = current_store()
