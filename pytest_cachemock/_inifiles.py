@@ -5,8 +5,9 @@ Under pytest each session declares ``cachemock_kinds`` and ``cachemock_profiles`
 configuration (plugin.py). Outside pytest the process scope (``_state.PROCESS``) has none: the
 first time it is used, :func:`read_once` finds the file pytest would (the same names in the
 same order, from the current directory upward: the first directory with a file that has a
-pytest section wins, and in it the first such file) and declares those two options in the
-process registry, once. ``CACHEMOCK_CONFIGFILE`` names another file, or ``off`` reads none.
+pytest section wins, and in it the first such file) and declares those two options (and the
+entries of the profiles that name their caches, ``cachemock_functools``, ...) in the process
+registry, once. ``CACHEMOCK_CONFIGFILE`` names another file, or ``off`` reads none.
 """
 
 from __future__ import annotations
@@ -160,8 +161,25 @@ def declare(registry: Registry, cwd: Path | None = None) -> Path | None:
         registry.add_line(line, f"{where} cachemock_kinds, line {number} ({line!r})")
     profiles = options.get("cachemock_profiles", [])
     names = shlex.split(profiles) if isinstance(profiles, str) else profiles
-    for name in dict.fromkeys(_lines(names, f"{where} cachemock_profiles")):
-        registry.load_profile(name, f"{where} cachemock_profiles ({name!r})")
+    from .kinds import _ENTRY_PROFILES, _entry_lines  # the profiles that name their caches
+
+    entries = {
+        name: _entry_lines(
+            _lines(options.get(f"cachemock_{name}", []), f"{where} cachemock_{name}")
+        )
+        for name in _ENTRY_PROFILES
+    }
+    loaded = list(dict.fromkeys(_lines(names, f"{where} cachemock_profiles")))
+    for name, given in entries.items():
+        if given and name not in loaded:
+            raise KindConfigError(
+                f"{where} cachemock_{name} lists caches, but the {name!r} profile is not "
+                f"loaded; add it: cachemock_profiles = {name}"
+            )
+    for name in loaded:
+        given = entries.get(name, [])
+        origin = f"{where} cachemock_{name}" if given else f"{where} cachemock_profiles ({name!r})"
+        registry.load_profile(name, origin, entries=given)
     return path
 
 

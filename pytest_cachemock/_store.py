@@ -27,15 +27,30 @@ involved, so the next operation of each thread takes the slow path and finds its
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import Any, Callable, Protocol
 
-__all__ = ["Fault", "KindRecord", "ThreadStore", "current_store"]
+__all__ = ["Fault", "KindRecord", "Polled", "ThreadStore", "current_store"]
 
 _get_ident = threading.get_ident
 _box_lock = threading.RLock()  # see _Box.lock
 _fault_lock = threading.Lock()  # threads of one box share its faults: each use counts once
 # Modes whose box every thread of the process uses.
 _EVERY_THREAD = ("process", "shared")
+
+
+class Polled(Protocol):
+    """Counts that another library keeps (functools' ``cache_info()``), read when a box's
+    counts are read rather than counted by a mock on each operation."""
+
+    def counts(self) -> Mapping[str, tuple[int, int, int]]:
+        """Per kind, (puts, hits, misses) since the box opened or was last reset."""
+
+    def reset(self) -> None:
+        """Drop the entries of its kinds and start their counts again from zero."""
+
+    def close(self) -> None:
+        """The box closed: keep the counts as they are now (the caches are emptied next)."""
 
 
 class Fault:
@@ -127,6 +142,7 @@ class _Box:
         "lock",
         "mode",
         "owner",
+        "polled",
         "tables",
         "token",
     )
@@ -144,6 +160,13 @@ class _Box:
         # (records, ready) of every thread that uses the box.
         self.tables: list[tuple[dict[str, KindRecord], dict[str, KindRecord]]] = []
         self.foreign: _Box | None = None
+        # Counts kept by another library (an lru_cache's cache_info), read with the sums.
+        self.polled: list[Polled] = []
+
+    def poll(self, source: Polled) -> None:
+        """Add ``source``'s counts to its kinds' whenever the box's counts are read."""
+        with self.lock:
+            self.polled.append(source)
 
     def join(self) -> tuple[dict[str, KindRecord], dict[str, KindRecord]]:
         """New tables for a thread that starts using this box."""
@@ -208,9 +231,14 @@ class _Box:
             for records, _ in self.tables:
                 for record in records.values():
                     record._zero()
+            polled = list(self.polled)
+        for source in polled:
+            source.reset()
 
     def close(self) -> None:
         """No thread but (where it ``keeps``) its owner uses the box any more."""
+        for source in self.polled:
+            source.close()
         self.closed = True
         with self.lock:
             for _, ready in self.tables:
@@ -285,8 +313,23 @@ class ThreadStore:
         return box.record(kind, records)
 
     def records(self) -> dict[str, KindRecord]:
-        """Every kind of this thread's box, the counters of all its threads summed."""
-        return self.box().sums()
+        """Every kind of this thread's box, the counters of all its threads summed, with the
+        counts of its polled sources (see :class:`Polled`)."""
+        box = self.box()
+        out = box.sums()
+        if box.polled:
+            for source in list(box.polled):
+                for kind, (puts, hits, misses) in source.counts().items():
+                    summed = out.get(kind)
+                    total = out[kind] = KindRecord(kind, box, box.kinds.get(kind))
+                    if summed is not None:  # a copy: a frozen box hands out its own records
+                        total.entries = summed.entries
+                        total.puts, total.hits = summed.puts, summed.hits
+                        total.misses, total.errors = summed.misses, summed.errors
+                    total.puts += puts
+                    total.hits += hits
+                    total.misses += misses
+        return out
 
     def ready(self) -> dict[str, KindRecord]:
         """This thread's records with no fault armed (as far as the mock has met them)."""

@@ -30,17 +30,26 @@ __all__ = [
     "CacheKind",
     "EnvSwitch",
     "KindConfigError",
+    "ProfileEntry",
     "Registry",
     "Spots",
     "Switch",
     "Target",
     "Undo",
+    "parse_entry",
 ]
 
 _PROFILES: dict[str, str] = {
     "torch": "pytest_cachemock.integrations.torch:register_kinds",
     "django": "pytest_cachemock.integrations.django:register_kinds",
+    "functools": "pytest_cachemock.integrations.functools:register_kinds",
+    "cachetools": "pytest_cachemock.integrations.cachetools:register_kinds",
 }
+# Profiles whose kinds are named by entries (``[alias=]module:attribute`` or a whole module):
+# the ini option ``cachemock_<profile>`` lists them, ``Registry.load_profile(name,
+# entries=...)`` adds more; the profile's ``register_kinds`` takes ``entries=`` (a list of
+# ProfileEntry).
+_ENTRY_PROFILES: tuple[str, ...] = ("functools", "cachetools")
 # Profile -> the module whose presence in sys.modules makes the default registry load it
 # (the drop-in path: a PyTorch-style test that never configured the profile). torch itself,
 # not torch._inductor: a test module that imports only torch compiles through Inductor all the
@@ -137,6 +146,16 @@ class Target:
         """The (object, attribute) this target writes, or None when it is gone."""
         return (self.obj, self.attr)
 
+    def refuses(self, op: str) -> str | None:
+        """Why ``PatchCaches.seed`` (``op="seed"``) or ``fail`` (``"fail"``) cannot work on
+        this target's kind, or None when it can (a mock backend takes both)."""
+        return None
+
+    def seed(self, mapping: Mapping[Any, Any]) -> bool:
+        """Store ``mapping`` in a cache layer that keeps its own entries (a cachetools cache)
+        and return True; False (the default) lets ``PatchCaches.seed`` fill the store."""
+        return False
+
     def __repr__(self) -> str:
         return f"<Target {_describe(self.obj)}.{self.attr} from {self.origin}>"
 
@@ -174,6 +193,136 @@ def _describe(obj: Any) -> str:
     if isinstance(name, str):
         return name
     return repr(obj)
+
+
+# -- profile entries: "[alias=]module:attribute" or a whole module ----------------------------
+
+
+class ProfileEntry:
+    """One entry of a profile that names its caches (functools, cachetools).
+
+    ``alias`` names the kind (else the attribute's last name); for a whole module
+    (``attribute`` None) it is the prefix of the module's kinds (``alias_name``).
+    """
+
+    __slots__ = ("alias", "attribute", "module", "origin", "text")
+
+    def __init__(
+        self, alias: str | None, module: str, attribute: str | None, origin: str, text: str
+    ) -> None:
+        self.alias = alias
+        self.module = module
+        self.attribute = attribute
+        self.origin = origin
+        self.text = text
+
+    @property
+    def name(self) -> str:
+        """The kind's name: the alias, or the attribute's last part (entries with one)."""
+        return self.alias or (self.attribute or "").rpartition(".")[2]
+
+    def reference(self) -> str:
+        return f"{self.module}:{self.attribute}" if self.attribute else self.module
+
+    def __repr__(self) -> str:
+        return f"<ProfileEntry {self.text!r} from {self.origin}>"
+
+
+def _dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def parse_entry(text: object, origin: str) -> ProfileEntry:
+    """Read ``[alias=]package.module:attribute`` or ``[alias=]package.module``."""
+    if not isinstance(text, str):
+        raise KindConfigError(
+            f"{origin}: an entry is a string such as 'package.module:function', got {text!r}"
+        )
+    raw = text.strip()
+    alias, sep, ref = raw.partition("=")
+    alias, ref = (alias.strip(), ref.strip()) if sep else ("", raw)
+    module, colon, attribute = ref.partition(":")
+    if not _dotted(module) or (colon and not _dotted(attribute)) or (sep and not alias):
+        raise KindConfigError(
+            f"{origin}: cannot read the entry {text!r}; write 'package.module:name', "
+            "'alias=package.module:name' or a whole module 'package.module'"
+        )
+    if sep:
+        discovery.check_kind_name(alias, f"{origin}: alias")
+    return ProfileEntry(alias or None, module, attribute or None, origin, raw)
+
+
+def _entry_value(entry: ProfileEntry) -> Any:
+    """What an entry with an attribute names (imported now), or an error naming what is not
+    there."""
+    parent, attr, value = _resolve(entry.reference(), entry.origin)
+    if value is _MISSING:
+        raise KindConfigError(f"{entry.origin}: {_describe(parent)} has no attribute {attr!r}")
+    return value
+
+
+def _find_module(entry: ProfileEntry) -> None:
+    """That a whole-module entry's module exists (it is imported when its caches are looked
+    for, not now)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(entry.module)
+    except ImportError as exc:  # a parent package that is not there
+        raise KindConfigError(
+            f"{entry.origin}: cannot find module {entry.module!r} ({exc})"
+        ) from None
+    if found is None:
+        raise KindConfigError(f"{entry.origin}: cannot find module {entry.module!r}")
+
+
+_Scan = Callable[[Any, ProfileEntry], Iterable[tuple[str, Iterable[Target]]]]
+
+
+class _ModuleKinds:
+    """The kinds of a whole-module entry: every cache ``scan`` finds at the module's top
+    level, looked for when kinds are first read after the module is (or is made) imported, so
+    a module imported late counts; looked for again after it is reloaded."""
+
+    def __init__(self, entry: ProfileEntry, scan: _Scan) -> None:
+        self.entry = entry
+        self.scan = scan
+        self._module: Any = None
+        self._kinds: dict[str, CacheKind] = {}
+
+    def __call__(self) -> dict[str, CacheKind]:
+        entry = self.entry
+        module = sys.modules.get(entry.module)
+        if module is not None and module is self._module:
+            return self._kinds
+        if module is None:
+            try:
+                module = importlib.import_module(entry.module)
+            except ImportError as exc:
+                raise KindConfigError(
+                    f"{entry.origin}: cannot import module {entry.module!r} ({exc})"
+                ) from exc
+        kinds: dict[str, CacheKind] = {}
+        for name, targets in self.scan(module, entry):
+            full = f"{entry.alias}_{name}" if entry.alias else name
+            discovery.check_kind_name(full, f"{entry.origin}: kind")
+            kinds[full] = CacheKind(full, targets, (), f"{entry.origin}, {entry.module}:{name}")
+        self._module, self._kinds = module, kinds
+        return kinds
+
+
+def _taken(name: str, entry: ProfileEntry, other: CacheKind) -> KindConfigError:
+    """Two entries (or an entry and another declaration) that would give one kind name."""
+    if entry.attribute is None:
+        fix = (
+            f"give the module an alias, which prefixes its kinds: 'alias={entry.module}' "
+            f"makes 'alias_{name}'"
+        )
+    else:
+        fix = f"give one of them an alias: 'other_name={entry.reference()}'"
+    return KindConfigError(
+        f"{entry.origin}: cache kind {name!r} is already declared by {other.origin}; {fix}"
+    )
 
 
 # -- switches ----------------------------------------------------------------------------------
@@ -368,10 +517,11 @@ class Registry:
     def __init__(self) -> None:
         self._declared: dict[str, CacheKind] = {}
         self._merged: dict[str, CacheKind] | None = None
-        self._merged_at = -1
+        self._merged_at: Any = -1
         self._lock = threading.Lock()
         self._origin = "Registry.add"
         self._profiles: set[str] = set()
+        self._modules: list[_ModuleKinds] = []  # whole-module entries of the profiles
 
     @contextlib.contextmanager
     def declaring(self, origin: str) -> Iterator[None]:
@@ -421,15 +571,51 @@ class Registry:
         name, targets, switches = parsed
         return self.add(name, targets=targets, switches=switches, origin=origin)
 
-    def load_profile(self, name: str, origin: str) -> None:
+    def load_profile(
+        self, name: str, origin: str | None = None, *, entries: Iterable[str] = ()
+    ) -> None:
+        """Load the built-in profile ``name``; a profile that names its caches (functools,
+        cachetools) takes ``entries`` (``[alias=]module:attribute`` or a whole module).
+
+        Loading a loaded profile again only adds its new entries.
+        """
+        if origin is None:
+            origin = self._origin
         ref = _PROFILES.get(name)
         if ref is None:
             known = ", ".join(sorted(_PROFILES))
             raise KindConfigError(f"{origin}: unknown profile {name!r}; known profiles: {known}")
+        items = [entries] if isinstance(entries, str) else list(entries)
+        if items and name not in _ENTRY_PROFILES:
+            raise KindConfigError(
+                f"{origin}: the {name!r} profile takes no entries (it finds its caches "
+                f"itself); profiles with entries: {', '.join(_ENTRY_PROFILES)}"
+            )
+        if name in self._profiles and not items:
+            return
         self._profiles.add(name)
         module_name, _, func = ref.partition(":")
         register = getattr(importlib.import_module(module_name), func)
-        register(self, origin=origin)
+        if name in _ENTRY_PROFILES:
+            parsed = [parse_entry(item, f"{origin}, entry {str(item).strip()!r}") for item in items]
+            register(self, origin=origin, entries=parsed)
+        else:
+            register(self, origin=origin)
+
+    def add_entry_kind(self, entry: ProfileEntry, targets: Iterable[Target]) -> CacheKind:
+        """Declare the kind of a profile entry naming one cache (its name: the entry's);
+        a name already taken is an error suggesting an alias."""
+        name = entry.name
+        other = self._declared.get(name)
+        if other is not None:
+            raise _taken(name, entry, other)
+        return self.add(name, targets=list(targets), origin=entry.origin)
+
+    def add_module(self, entry: ProfileEntry, scan: _Scan) -> None:
+        """Declare the kinds of a whole-module entry: what ``scan(module, entry)`` finds,
+        (name, targets) pairs, looked for when kinds are read (see ``_ModuleKinds``)."""
+        self._modules.append(_ModuleKinds(entry, scan))
+        self._merged = None
 
     def autoload(self) -> None:
         """Load each built-in profile whose library is already imported, once (see _AUTOLOAD)."""
@@ -442,12 +628,26 @@ class Registry:
 
     def kinds(self) -> dict[str, CacheKind]:
         """Declared kinds plus discovered ones; same-named discovered targets join one kind."""
-        version = discovery.version()
+        version: Any = discovery.version()
+        found = [source() for source in self._modules] if self._modules else None
+        if found is not None:
+            version = (version, *map(id, found))
         merged = self._merged
         if merged is not None and self._merged_at == version:
             return merged
         with self._lock:
             merged = dict(self._declared)
+            # A cache an entry of its own names keeps that kind: a module's scan skips it.
+            named = {(id(t.obj), t.attr) for kind in self._declared.values() for t in kind.targets}
+            for source, kinds in zip(self._modules, found or ()):
+                for name, kind in kinds.items():
+                    if all((id(t.obj), t.attr) in named for t in kind.targets):
+                        continue
+                    named.update((id(t.obj), t.attr) for t in kind.targets)
+                    other = merged.get(name)
+                    if other is not None:
+                        raise _taken(name, source.entry, other)
+                    merged[name] = kind
             for kind_name, target in discovery.discovered():
                 origin = f"{_describe(target)} (kind = {kind_name!r})"
                 existing = merged.get(kind_name)
@@ -474,6 +674,7 @@ class Registry:
         self._declared.clear()
         self._merged = None
         self._profiles.clear()
+        self._modules.clear()
 
 
 def _load(
@@ -482,11 +683,13 @@ def _load(
     lines: Iterable[str] = (),
     profiles: Iterable[tuple[str, str]] = (),
     hooks: Iterable[Callable[..., object]] = (),
+    entries: Mapping[str, Iterable[str]] | None = None,
 ) -> Registry:
     """Declare every configured kind in ``registry``, in order: ini lines, profiles, hooks.
 
     ``lines`` are ``cachemock_kinds`` lines; ``profiles`` are (name, origin) pairs, a name
-    given twice loaded once (the first origin); ``hooks`` are the implementations of
+    given twice loaded once (the first origin); ``entries`` are the ``cachemock_<profile>``
+    lines of the profiles that name their caches; ``hooks`` are the implementations of
     ``pytest_cachemock_register_kinds``, each called once with the registry so that an error
     names where its kind was declared.
     """
@@ -495,14 +698,29 @@ def _load(
     first: dict[str, str] = {}
     for name, origin in profiles:
         first.setdefault(name, origin)
+    given = {name: _entry_lines(found) for name, found in (entries or {}).items()}
+    for name, found in given.items():
+        if found and name not in first:
+            raise KindConfigError(
+                f"ini option cachemock_{name} lists caches, but the {name!r} profile is not "
+                f"loaded; add it: cachemock_profiles = {name}"
+            )
     for name, origin in first.items():
-        registry.load_profile(name, origin)
+        found = given.get(name, [])
+        registry.load_profile(
+            name, f"ini option cachemock_{name}" if found else origin, entries=found
+        )
     for hook in hooks:
         where = getattr(hook, "__code__", None)
         place = f"{where.co_filename}:{where.co_firstlineno}" if where else repr(hook)
         with registry.declaring(f"hook pytest_cachemock_register_kinds in {place}"):
             hook(registry=registry)
     return registry
+
+
+def _entry_lines(lines: Iterable[str]) -> list[str]:
+    """The entries of a ``cachemock_<profile>`` option: its lines but blank and ``#`` ones."""
+    return [line for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
 def _parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:

@@ -507,9 +507,24 @@ class PatchCaches:
         from .mock import _seeded
 
         record = self._record(kind)
-        declared = self._kinds.get(kind) or self.registry.kinds().get(kind)
-        targets = declared.targets if declared is not None else ()
+        targets = self._targets(kind, "seed")
+        # A layer that keeps its own entries (a cachetools cache) stores them its own way.
+        if [target for target in targets if target.seed(mapping)]:
+            return
         record.entries.update(_seeded(kind, mapping, cache, targets))
+
+    def _targets(self, kind: str, op: str) -> list[Target]:
+        """The targets of ``kind``; a UserError when one of them cannot take ``op``."""
+        __tracebackhide__ = True
+        declared = self._kinds.get(kind) or self.registry.kinds().get(kind)
+        targets = declared.targets if declared is not None else []
+        for target in targets:
+            why = target.refuses(op)
+            if why is not None:
+                from .errors import UserError
+
+                raise UserError(f"{op}({kind!r}, ...): {why}")
+        return targets
 
     def fail(
         self,
@@ -536,6 +551,7 @@ class PatchCaches:
         ):
             raise ValueError(f"times must be None or an int >= 0, got {times!r}")
         record = self._record(kind)
+        self._targets(kind, "fail")
         record.fault = None if times == 0 else Fault(on, exc, times)
 
     def reset(self) -> None:

@@ -206,6 +206,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "overrides cachemock_isolation",
     )
     parser.addini("cachemock_profiles", type="args", default=[], help="built-in profiles to load")
+    for profile in kinds._ENTRY_PROFILES:
+        parser.addini(
+            f"cachemock_{profile}",
+            type="linelist",
+            default=[],
+            help=f"the caches of the {profile} profile, one a line: '[alias=]module:name' or "
+            "a whole module",
+        )
     parser.addini(
         "cachemock_isolation",
         default="thread",
@@ -243,6 +251,7 @@ def pytest_configure(config: pytest.Config) -> None:
             lines=config.getini("cachemock_kinds"),
             profiles=profiles,
             hooks=[impl.function for impl in reversed(hooks)],
+            entries={name: config.getini(f"cachemock_{name}") for name in kinds._ENTRY_PROFILES},
         )
     except ValueError as exc:  # KindConfigError, and bad kind names
         raise pytest.UsageError(f"cachemock: {exc}") from None
@@ -311,7 +320,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 continue
             # Requested like any fixture at setup; tests that don't want it pay nothing.
             names.append("patch_caches")
-        _guard_first(item, names)
+            _guard_first(item, names, install_first=True)
+        else:
+            _guard_first(item, names)
         try:
             item.stash[_OPTIONS] = _marker_options(item)
         except ValueError as exc:
@@ -354,12 +365,14 @@ def _problems_text(problems: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _guard_first(item: pytest.Item, names: list[str]) -> None:
+def _guard_first(item: pytest.Item, names: list[str], install_first: bool = False) -> None:
     """Put the guard before the test's first function-scoped fixture.
 
     So it is set up after the wider-scoped fixtures (which pytest sets up first) and before,
     and torn down after, every function-scoped one, monkeypatch included (see
-    ``_cachemock_guard``).
+    ``_cachemock_guard``). With ``install_first`` (the plugin added ``patch_caches``: autouse
+    or the marker) ``patch_caches`` goes right after it: the test's own fixtures already see
+    the mocks and empty caches (an lru_cache a fixture warms stays warm for the test).
     """
     if _GUARD in names:
         names.remove(_GUARD)
@@ -370,6 +383,9 @@ def _guard_first(item: pytest.Item, names: list[str]) -> None:
         if found and found[-1].scope != "function":
             at = i + 1
     names.insert(at, _GUARD)
+    if install_first:
+        names.remove("patch_caches")
+        names.insert(at + 1, "patch_caches")
 
 
 @pytest.fixture(name=_GUARD)

@@ -1,0 +1,171 @@
+"""The built-in ``functools`` profile: ``lru_cache`` / ``cache`` functions as cache kinds.
+
+Each named function is emptied (``cache_clear()``) when mocks are installed and again when
+they are removed, and counted from its own ``cache_info()``: the numbers are the library's.
+Entries come from ``cachemock_functools`` (or ``Registry.load_profile("functools",
+entries=...)``): ``[alias=]module:function``, ``module:Class.method``, or a whole module.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from .._spots import Undo
+from ..errors import KindConfigError
+from ..kinds import ProfileEntry, Registry, Target, _entry_value, _find_module
+from ..mock import current_store
+
+__all__ = ["LruTarget", "is_lru_cache", "register_kinds"]
+
+
+_WRAPPER: Any = getattr(functools, "_lru_cache_wrapper", None)
+
+
+def is_lru_cache(obj: object) -> bool:
+    """Whether ``obj`` is a function made by ``functools.lru_cache`` or ``functools.cache``."""
+    if isinstance(_WRAPPER, type):
+        return isinstance(obj, _WRAPPER)
+    # Without the C accelerator, lru_cache returns a plain function with these attached.
+    return callable(getattr(obj, "cache_info", None)) and callable(
+        getattr(obj, "cache_parameters", None)
+    )
+
+
+def _counts(info: Any) -> tuple[int, int, int]:
+    """(puts, hits, misses) of a ``cache_info()`` taken after the cache was emptied.
+
+    Puts are the misses that stored: the growth of ``currsize``; once a bounded cache is
+    full, every miss (a full cache stores each miss by evicting an entry).
+    """
+    maxsize = info.maxsize
+    if maxsize is not None and info.currsize >= maxsize:
+        return (info.misses if maxsize > 0 else 0, info.hits, info.misses)
+    return (info.currsize, info.hits, info.misses)
+
+
+class _Group:
+    """The lru_cache functions installed in one box, polled when its counts are read.
+
+    Installing empties each cache, which also zeroes functools' counters, so the counts are
+    ``cache_info()``'s own. When the box closes (before the undos run, which empty the caches
+    again) the counts are frozen, so stats stay readable after the block.
+    """
+
+    __slots__ = ("frozen", "members")
+
+    def __init__(self) -> None:
+        self.members: list[tuple[str, Any]] = []
+        self.frozen: list[Any] | None = None  # each member's cache_info() when the box closed
+
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        infos = self.frozen
+        if infos is None:
+            infos = [fn.cache_info() for _, fn in self.members]
+        return {kind: _counts(info) for (kind, _), info in zip(self.members, infos)}
+
+    def reset(self) -> None:
+        if self.frozen is None:
+            for _, fn in self.members:
+                fn.cache_clear()
+
+    def close(self) -> None:
+        # Only the raw readings here: a box closes at every stop, its counts are rarely read.
+        if self.frozen is None:
+            self.frozen = [fn.cache_info() for _, fn in self.members]
+
+
+_store = current_store()
+
+
+class LruTarget(Target):
+    """An ``lru_cache`` function: emptied before and after each test, counted per test."""
+
+    def __init__(self, fn: Any, where: str, origin: str) -> None:
+        super().__init__(fn, "cache_clear", _no_mock, origin)
+        self.where = where
+
+    def install(self, kind: str) -> Undo:
+        # Cheap, as a module may hold a hundred of them: the box this thread just opened
+        # holds one group for all of them; the undo is the function's own cache_clear.
+        fn = self.obj
+        fn.cache_clear()
+        box = getattr(_store.local, "box", None)
+        if box is None or box.closed:
+            box = _store.box()
+        polled = box.polled
+        group = polled[-1] if polled else None
+        if type(group) is not _Group:
+            group = _Group()
+            box.poll(group)
+        group.members.append((kind, fn))
+        clear: Undo = fn.cache_clear
+        return clear
+
+    def spot(self) -> tuple[Any, str] | None:
+        return None  # writes no attribute: nothing for a monkeypatch to put back wrongly
+
+    def refuses(self, op: str) -> str | None:
+        if op == "seed":
+            return (
+                f"{self.where} is an lru_cache function, and functools has no way to store a "
+                "result without calling the function: call it in the test to fill its cache"
+            )
+        return (
+            f"{self.where} is an lru_cache function, whose lookups run inside functools and "
+            "cannot be made to fail: make the function itself raise (monkeypatch what it calls)"
+        )
+
+    def __repr__(self) -> str:
+        return f"<LruTarget {self.where} from {self.origin}>"
+
+
+def _no_mock(kind: str) -> Any:
+    raise AssertionError("an LruTarget installs no mock")
+
+
+def _where(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def _refuse(entry: ProfileEntry, value: Any) -> KindConfigError:
+    what = type(value).__qualname__
+    if callable(getattr(value, "cache", None)) or hasattr(value, "cache_key"):
+        hint = "it is a cachetools @cached function: list it in cachemock_cachetools"
+    elif callable(value):
+        hint = (
+            f"it is a {what} without an lru_cache: decorate it with @functools.lru_cache or "
+            "@functools.cache (outermost, or name the decorated function itself)"
+        )
+    else:
+        hint = f"it holds a {what}; name a function decorated with @functools.lru_cache"
+    return KindConfigError(
+        f"{entry.origin}: {entry.reference()} is not an lru_cache or cache function: {hint}"
+    )
+
+
+def _scan(module: Any, entry: ProfileEntry) -> list[tuple[str, list[Target]]]:
+    """The lru_cache functions defined at the top level of ``module`` (not imported ones)."""
+    found: list[tuple[str, list[Target]]] = []
+    for name, value in list(vars(module).items()):
+        if is_lru_cache(value) and getattr(value, "__module__", None) == module.__name__:
+            found.append((name, [LruTarget(value, f"{module.__name__}.{name}", entry.origin)]))
+    if not found:
+        raise KindConfigError(
+            f"{entry.origin}: module {module.__name__!r} defines no lru_cache or cache "
+            "function at its top level (methods are named one by one: 'module:Class.method')"
+        )
+    return found
+
+
+def register_kinds(registry: Registry, *, origin: str, entries: list[ProfileEntry]) -> None:
+    """Declare a kind per named ``lru_cache`` function; a module's are found later."""
+    for entry in entries:
+        if entry.attribute is None:
+            _find_module(entry)
+            registry.add_module(entry, _scan)
+            continue
+        value = _entry_value(entry)
+        if not is_lru_cache(value):
+            raise _refuse(entry, value)
+        registry.add_entry_kind(entry, [LruTarget(value, _where(value), entry.origin)])
