@@ -25,11 +25,12 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
-from ._keys import _SPEC_ATTR, _call_repr, _encode, _text, _Unencodable
 from ._report import cut
 from ._store import current_store
 from .errors import CachemockWarning
-from .serde import decode_for, encode_for
+
+# _keys and serde are imported where used: the plugin loads this module, and they bring
+# typing_extensions (the plugin's load stays light, see test_plugin_imports_nothing_heavy).
 
 __all__ = [
     "MEMO_ATTR",
@@ -331,6 +332,8 @@ def _kind_of(backend: Any, default: str) -> str:
 
 def memo_hit(route: Any, spec: Any, key: str, args: Any, kwargs: Any, cached: Any) -> None:
     """A memoizer's hit over an override (the plugin's mock)."""
+    from ._keys import _call_repr
+
     memo = route.memo
     kind = _kind_of(route.backend, memo.name)
     hit(
@@ -345,6 +348,8 @@ def memo_hit(route: Any, spec: Any, key: str, args: Any, kwargs: Any, cached: An
 async def memo_hit_async(
     route: Any, spec: Any, key: str, args: Any, kwargs: Any, cached: Any
 ) -> None:
+    from ._keys import _call_repr
+
     memo = route.memo
     kind = _kind_of(route.backend, memo.name)
 
@@ -370,6 +375,7 @@ def remote_hit(cache: Any, key: str, full: str, cached: Any) -> None:
     if found is None or found[1].recompute is None:
         return
     recompute = found[1].recompute
+    from .serde import decode_for, encode_for
 
     def fresh() -> Any:
         value = recompute(key)
@@ -468,6 +474,8 @@ def add_keyer(keyer: Callable[[Any], Optional[_Keyed]]) -> None:
 
 
 def _memoized(fn: Any) -> _Keyed | None:
+    from ._keys import _SPEC_ATTR
+
     spec = getattr(fn, _SPEC_ATTR, None)
     memo = getattr(fn, MEMO_ATTR, None)
     if spec is None or memo is None:
@@ -538,9 +546,15 @@ def _run(
 ) -> list[_Example]:
     """Each example's key (made twice: a key that changes by itself is noted once, into
     ``changed``) and the real function's result, with every cache bypassed."""
+    from ._keys import _call_repr
+
     key_of, real, name = keyed
     done: list[_Example] = []
-    token = _bypass.set(True)  # what the function reaches is computed, never cached
+    # What the function reaches is computed, never cached: the caches look at _bypass only
+    # while ``active`` holds a verifier, so one that verifies no store stands in meanwhile.
+    idle = Verifier(False, {})
+    start(idle, None)
+    token = _bypass.set(True)
     try:
         for example in examples:
             args, kwargs = _as_call(example)
@@ -557,10 +571,13 @@ def _run(
             done.append(_Example(args, kwargs, key, real(*args, **kwargs)))
     finally:
         _bypass.reset(token)
+        stop(idle)
     return done
 
 
 def _collision(name: str, done: list[_Example], compare: Compare) -> str | None:
+    from ._keys import _call_repr
+
     by_key: dict[str, _Example] = {}
     for ex in done:
         first = by_key.setdefault(ex.key, ex)
@@ -586,6 +603,8 @@ def _collision(name: str, done: list[_Example], compare: Compare) -> str | None:
 
 
 def _result_text(result: Any) -> str:
+    from ._keys import _encode, _text, _Unencodable
+
     try:
         return _text(_encode(result))
     except (_Unencodable, TypeError, ValueError):
@@ -594,6 +613,8 @@ def _result_text(result: Any) -> str:
 
 def _crowds(name: str, done: list[_Example], many: int, notes: list[str]) -> None:
     """Note equal results under ``many`` or more different keys."""
+    from ._keys import _call_repr
+
     groups: dict[str, dict[str, _Example]] = {}
     for ex in done:
         groups.setdefault(_result_text(ex.result), {}).setdefault(ex.key, ex)
