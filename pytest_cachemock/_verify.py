@@ -43,6 +43,7 @@ __all__ = [
     "add_keyer",
     "bypassing",
     "check_keys",
+    "follow",
     "hit",
 ]
 
@@ -50,10 +51,27 @@ Compare = Callable[[Any, Any], bool]
 Recompute = Callable[[str], Any]
 VerifySpec = Union[bool, str, Iterable[str]]
 
-# The verifiers of the running PatchCaches that verify something. The hit paths test its
-# truth, nothing else, when verify mode is off: an empty list.
+# The verifiers of the running PatchCaches that verify something (and of check_keys).
 active: list[Verifier] = []
 _active_lock = threading.Lock()
+# The namespaces of the modules whose hit paths test a global ``_verifying``: True while
+# ``active`` holds a verifier. A bool, not the list: the hit paths test it on every hit, and
+# the truth of a bool costs a quarter of a list's (measured in benchmarks/bench_verify.py).
+_followers: list[dict[str, Any]] = []
+
+
+def follow(namespace: dict[str, Any]) -> None:
+    """Keep ``namespace["_verifying"]`` (a module's ``globals()``) equal to ``bool(active)``."""
+    namespace["_verifying"] = bool(active)
+    _followers.append(namespace)
+
+
+def _tell() -> None:
+    on = bool(active)
+    for namespace in _followers:
+        namespace["_verifying"] = on
+
+
 # True while a recompute runs (in this thread, or this task): caches neither read nor store.
 _bypass: contextvars.ContextVar[bool] = contextvars.ContextVar("cachemock_bypass", default=False)
 _SHOWN_FAILURES = 10
@@ -132,11 +150,13 @@ def start(verifier: Verifier, box: Any) -> None:
     verifier.box = box
     with _active_lock:
         active.append(verifier)
+        _tell()
 
 
 def stop(verifier: Verifier) -> None:
     with _active_lock:
         active[:] = [v for v in active if v is not verifier]
+        _tell()
 
 
 def failure_text(failures: list[str]) -> str:

@@ -13,7 +13,6 @@ from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
 
 from . import _discovery as discovery
 from . import _verify
-from ._verify import active as _verifying
 from .backends.base import Backend, not_a_backend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats
@@ -24,6 +23,9 @@ __all__ = ["RemoteCache", "cache_stats"]
 
 T = TypeVar("T")
 log = logging.getLogger("pytest_cachemock")
+# True while verify mode runs in any test (_verify.follow keeps it so): the hit paths test it.
+_verifying = False
+_verify.follow(globals())
 
 BackendFactory = Callable[[], Backend[Any]]
 
