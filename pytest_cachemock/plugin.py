@@ -353,21 +353,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         using.append(item)
     if using:
-        _check_kinds(config.stash[_SESSION].scope.registry, using, problems)
+        session = config.stash[_SESSION]
+        _check_kinds(session.scope.registry, using, problems, session.verify)
     if problems:
         raise pytest.UsageError(_problems_text(problems))
 
 
 def _check_kinds(
-    registry: kinds.Registry, using: list[pytest.Item], problems: dict[str, list[str]]
+    registry: kinds.Registry,
+    using: list[pytest.Item],
+    problems: dict[str, list[str]],
+    verify: bool | tuple[str, ...] = (),
 ) -> None:
-    """The kinds every test will mock, and the kinds the tests' markers enable, known now."""
+    """The kinds every test will mock, and the kinds the tests' markers enable and verify
+    (and ``cachemock_verify`` names), known now."""
     try:
         registry.autoload()
         known = registry.kinds()
     except ValueError as exc:  # KindConfigError
         problems.setdefault(str(exc), [])
         return
+    for name in () if isinstance(verify, bool) else verify:
+        if name not in known:
+            problems.setdefault(f"ini option cachemock_verify: {_unknown_kind(name, known)}", [])
     for item in using:
         options = item.stash[_OPTIONS]
         verify = options.get("verify", ())

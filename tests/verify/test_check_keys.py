@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-APP = '''
+APP = """
 import time
 
 from pytest_cachemock import Memoizer
@@ -41,7 +41,7 @@ def area(w: int, h: int) -> int:          # right
 @memo.memoize
 def nested(w: int) -> int:                # calls another memoized function
     return area(w, w) + 1
-'''
+"""
 
 
 @pytest.fixture
@@ -153,9 +153,7 @@ def test_hypothesis_finds_and_shrinks_a_collision(app: pytest.Pytester) -> None:
     result = app.runpytest("-W", "error")
     result.assert_outcomes(passed=1, failed=1)
     # Shrunk: the smallest two argument sets that share a key.
-    result.stdout.fnmatch_lines(
-        ["*keyapp.quote('A1', 0) and keyapp.quote('A1', 1) get one key*"]
-    )
+    result.stdout.fnmatch_lines(["*keyapp.quote('A1', 0) and keyapp.quote('A1', 1) get one key*"])
 
 
 def test_bad_calls_say_what_to_pass(app: pytest.Pytester) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-APP = '''
+APP = """
 import threading
 
 from pytest_cachemock import Memoizer, RemoteCache
@@ -73,15 +73,15 @@ def in_thread(fn, *args):
     t.start()
     t.join()
     return out[0]
-'''
+"""
 
-CONFTEST = '''
+CONFTEST = """
 import memoapp
 
 
 def pytest_cachemock_register_kinds(registry):
     registry.add("pages", verify=memoapp.render)
-'''
+"""
 
 
 @pytest.fixture
@@ -278,7 +278,9 @@ def test_a_stale_hit_found_in_a_failing_test_is_reported_at_teardown(
     )
     result = app.runpytest()
     result.assert_outcomes(failed=1, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at teardown of test_quotes*", "cachemock verify: 1 stale*"])
+    result.stdout.fnmatch_lines(
+        ["*ERROR at teardown of test_quotes*", "cachemock verify: 1 stale*"]
+    )
     result.stdout.fnmatch_lines(["*assert 3 == 15"])
 
 
@@ -419,9 +421,7 @@ def test_ini_kind_line_declares_the_recompute(app: pytest.Pytester) -> None:
             return f"{LOCALE[0]}:{user}"
         """
     )
-    app.makeini(
-        "[pytest]\ncachemock_kinds =\n    pages target=webapp:Pages verify=webapp:render\n"
-    )
+    app.makeini("[pytest]\ncachemock_kinds =\n    pages target=webapp:Pages verify=webapp:render\n")
     app.makepyfile(
         """
         import pytest
@@ -471,3 +471,69 @@ def test_a_bad_verify_reference_in_the_ini_is_a_usage_error(app: pytest.Pytester
     result = app.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*verify='memoapp:nothing' does not exist*"])
+
+
+def test_an_unknown_kind_in_cachemock_verify_is_a_usage_error(app: pytest.Pytester) -> None:
+    app.makeini("[pytest]\ncachemock_verify = quotes rate\n")
+    app.makepyfile("def test_one(patch_caches): pass")
+    result = app.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: cachemock: ini option cachemock_verify: unknown cache kind 'rate'. Did you "
+            "mean 'rates'?*"
+        ]
+    )
+
+
+def test_patch_caches_outside_pytest_raises_the_stale_hits(app: pytest.Pytester) -> None:
+    app.makeconftest("")  # the plugin is off: no hook
+    app.makepyfile(
+        """
+        import pytest
+        from pytest_cachemock import PatchCaches
+        from pytest_cachemock._verify import StaleHitError
+        from memoapp import quote
+
+        def test_context_manager():
+            with pytest.raises(StaleHitError, match="kind 'quotes'"):
+                with PatchCaches(verify=["quotes"]):
+                    quote("A1", 1)
+                    quote("A1", 2)
+            # A block that raised keeps its own error; the stale hits stay unreported.
+            patch = PatchCaches(verify=True)
+            with pytest.raises(KeyError):
+                with patch:
+                    quote("A1", 1)
+                    quote("A1", 2)
+                    raise KeyError("own")
+            assert "stale cache hit" in patch.stale_hits()
+            assert patch.stale_hits() == ""
+        """
+    )
+    app.runpytest("-p", "no:cachemock").assert_outcomes(passed=1)
+
+
+def test_a_stale_async_hit_is_found(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from pytest_cachemock import Memoizer
+
+        memo = Memoizer(kind="aquotes")
+
+        @memo.memoize(params_encoder=lambda sku, qty: sku)
+        async def quote(sku, qty):
+            await asyncio.sleep(0)
+            return 3 * qty
+
+        @pytest.mark.cachemock(verify=True)
+        def test_async():
+            assert asyncio.run(quote("A1", 1)) == 3
+            assert asyncio.run(quote("A1", 2)) == 3
+        """
+    )
+    result = app.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*call: *quote('A1', 2)", "*cached: 3", "*fresh:  6"])
