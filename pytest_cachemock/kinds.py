@@ -531,8 +531,7 @@ def _callable(ref: Any, what: str, origin: str) -> Any:
             f"{origin}: {what}={ref!r} holds a {type(value).__qualname__}, not a function"
         )
     raise KindConfigError(
-        f"{origin}: {what}= takes a function or a 'package.module:name' reference, got a "
-        f"{type(ref).__qualname__}"
+        f"{origin}: {what}= takes a function or a 'package.module:name' reference, got {ref!r}"
     )
 
 
