@@ -21,6 +21,7 @@ import threading
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import _verify
 from ._keys import _FAST_TYPES, _MEMOIZE, _MISSING, _RECORD, _REPLAY, _call_repr, _fast_key, _Fn
 from ._route import _Held, _Route
 from .errors import ReplayMissError
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+# True while verify mode runs in any test (_verify.follow keeps it so): the hit paths test it.
+_verifying = False
+_verify.follow(globals())
 
 
 class _Flight:
@@ -224,6 +228,8 @@ def make_async(memo: Memoizer, spec: _Fn) -> Callable[..., Awaitable[Any]]:
 
 def slow_sync(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) -> Any:
     """A call that missed the fast front (or has no front: an override, ``record``)."""
+    if _verifying and _verify.bypassing():  # inside a verify mode recompute: no cache
+        return spec.fn(*args, **kwargs)
     call = _Call(route, spec, args, kwargs, fk)
     memo = call.memo
     if spec.mode == _RECORD:
@@ -239,6 +245,8 @@ def slow_sync(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) 
             route.front_put(spec, fk, value)
     if value is not _MISSING:
         next(memo._counters.hit)
+        if _verifying and not route.shared:  # verify mode, over the plugin's mock
+            _verify.memo_hit(route, spec, key, args, kwargs, value)
         return value
     _refuse_if_replaying(call)
     if not route.shared:
@@ -297,6 +305,8 @@ def _shared(memo: Memoizer, error: BaseException | None, value: object) -> Any:
 
 async def slow_async(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: object) -> Any:
     """``slow_sync`` for a coroutine function: awaits of one key share one computation."""
+    if _verifying and _verify.bypassing():
+        return await spec.fn(*args, **kwargs)
     call = _Call(route, spec, args, kwargs, fk)
     memo = call.memo
     if spec.mode == _RECORD:
@@ -306,6 +316,8 @@ async def slow_async(route: _Route, spec: _Fn, args: Args, kwargs: Kwargs, fk: o
     while True:
         value = route.find(spec, key, call.fk)
         if value is not _MISSING:
+            if _verifying and not route.shared:
+                await _verify.memo_hit_async(route, spec, key, call.args, call.kwargs, value)
             return value
         _refuse_if_replaying(call)
         if not route.shared:

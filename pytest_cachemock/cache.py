@@ -12,6 +12,7 @@ import weakref
 from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
 
 from . import _discovery as discovery
+from . import _verify
 from .backends.base import Backend, not_a_backend
 from .backends.memory import MemoryBackend
 from .counters import cache_stats
@@ -22,6 +23,9 @@ __all__ = ["RemoteCache", "cache_stats"]
 
 T = TypeVar("T")
 log = logging.getLogger("pytest_cachemock")
+# True while verify mode runs in any test (_verify.follow keeps it so): the hit paths test it.
+_verifying = False
+_verify.follow(globals())
 
 BackendFactory = Callable[[], Backend[Any]]
 
@@ -119,6 +123,8 @@ class RemoteCache(Generic[T]):
         """
         full = self.key_for(key)
         counters = self._counters
+        if _verifying and _verify.bypassing():  # inside a verify mode recompute: no cache
+            return None
         try:
             stored = self.backend.get(full)
         except Exception:
@@ -140,6 +146,8 @@ class RemoteCache(Generic[T]):
             )
             return None
         next(counters.hit)
+        if _verifying:  # verify mode is on in some test: check this hit if it is verified
+            _verify.remote_hit(self, key, full, value)
         return value
 
     def _encoded(self, key: str, value: T) -> tuple[str, Any]:
@@ -154,6 +162,8 @@ class RemoteCache(Generic[T]):
     def put(self, key: str, value: T) -> None:
         """Store ``value`` for ``key``; encoding and backend errors are counted and re-raised."""
         counters = self._counters
+        if _verifying and _verify.bypassing():
+            return
         try:
             full, stored = self._encoded(key, value)
             self.backend.put(full, stored)
@@ -165,6 +175,8 @@ class RemoteCache(Generic[T]):
     def add(self, key: str, value: T) -> bool:
         """Store ``value`` only where ``key`` has nothing; True when it was stored."""
         counters = self._counters
+        if _verifying and _verify.bypassing():
+            return True
         try:
             full, stored = self._encoded(key, value)
             added = self.backend.add(full, stored)

@@ -407,17 +407,24 @@ _SwitchSpec = Union[str, Switch]
 
 
 class CacheKind:
+    """A named family of cache traffic: its targets and switches; for verify mode, the
+    function that recomputes a value from the cache's own key and the comparator."""
+
     def __init__(
         self,
         name: str,
         targets: Iterable[Target] = (),
         switches: Iterable[Switch] = (),
         origin: str = "",
+        recompute: Callable[[str], Any] | None = None,
+        compare: Callable[[Any, Any], bool] | None = None,
     ) -> None:
         self.name = name
         self.targets = list(targets)
         self.switches = list(switches)
         self.origin = origin
+        self.recompute = recompute
+        self.compare = compare
 
     def __repr__(self) -> str:
         return f"<CacheKind {self.name!r} targets={self.targets} switches={self.switches}>"
@@ -539,11 +546,15 @@ class Registry:
         targets: _TargetSpec | Iterable[_TargetSpec] = (),
         switches: _SwitchSpec | tuple[Any, str] | Iterable[_SwitchSpec | tuple[Any, str]] = (),
         origin: str | None = None,
+        verify: Callable[[str], Any] | str | None = None,
+        compare: Callable[[Any, Any], bool] | str | None = None,
     ) -> CacheKind:
         """Declare kind ``name`` with its targets and switches (resolved now).
 
         ``targets`` and ``switches`` each take one reference (a ``'module:Name.attr'`` string,
         an ``(object, 'attribute')`` pair, a ``Target`` or ``Switch``) or a list of them.
+        ``verify`` (a function or a ``'module:name'`` reference) recomputes a value from the
+        cache's own key, for verify mode; ``compare(cached, fresh)`` replaces ``==`` there.
         """
         if origin is None:
             origin = self._origin
@@ -559,6 +570,8 @@ class Registry:
             [_make_target(t, origin) for t in _one_or_many(targets, Target)],
             [_make_switch(s, origin) for s in _one_or_many(switches, Switch)],
             origin,
+            _callable(verify, "verify", origin),
+            _callable(compare, "compare", origin),
         )
         self._declared[name] = kind
         self._merged = None
@@ -568,8 +581,8 @@ class Registry:
         parsed = _parse_kind_line(line, origin)
         if parsed is None:
             return None
-        name, targets, switches = parsed
-        return self.add(name, targets=targets, switches=switches, origin=origin)
+        name, targets, switches, extra = parsed
+        return self.add(name, targets=targets, switches=switches, origin=origin, **extra)
 
     def load_profile(
         self, name: str, origin: str | None = None, *, entries: Iterable[str] = ()
@@ -661,6 +674,8 @@ class Registry:
                         existing.targets,
                         existing.switches,
                         f"{existing.origin}, and {origin}",
+                        existing.recompute,
+                        existing.compare,
                     )
                 existing.targets.append(_DiscoveredTarget(target, origin))
             self._merged = merged
@@ -723,11 +738,32 @@ def _entry_lines(lines: Iterable[str]) -> list[str]:
     return [line for line in lines if line.strip() and not line.strip().startswith("#")]
 
 
-def _parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]] | None:
+def _callable(ref: Any, what: str, origin: str) -> Any:
+    """``ref`` (a callable, or a ``'module:name'`` reference to one), or None."""
+    if ref is None or (callable(ref) and not isinstance(ref, str)):
+        return ref
+    if isinstance(ref, str):
+        _, _, value = _resolve(ref, origin)
+        if value is _MISSING:
+            raise KindConfigError(f"{origin}: {what}={ref!r} does not exist")
+        if callable(value):
+            return value
+        raise KindConfigError(
+            f"{origin}: {what}={ref!r} holds a {type(value).__qualname__}, not a function"
+        )
+    raise KindConfigError(
+        f"{origin}: {what}= takes a function or a 'package.module:name' reference, got {ref!r}"
+    )
+
+
+def _parse_kind_line(
+    line: str, origin: str
+) -> tuple[str, list[str], list[str], dict[str, str]] | None:
     """Parse one ``cachemock_kinds`` line: ``name target=REF ... switch=REF ...``.
 
     REF is ``package.module:Name`` or ``package.module:Name.attr``; a switch may also be
-    ``env:NAME``. Blank lines and lines starting with ``#`` are skipped.
+    ``env:NAME``; ``verify=REF`` and ``compare=REF`` name functions (verify mode). Blank
+    lines and lines starting with ``#`` are skipped.
     """
     text = line.strip()
     if not text or text.startswith("#"):
@@ -736,14 +772,19 @@ def _parse_kind_line(line: str, origin: str) -> tuple[str, list[str], list[str]]
     name = tokens[0].rstrip(":")
     targets: list[str] = []
     switches: list[str] = []
+    extra: dict[str, str] = {}
     for token in tokens[1:]:
         key, sep, value = token.partition("=")
+        if sep and value and key in ("verify", "compare") and key not in extra:
+            extra[key] = value
+            continue
         if not sep or not value or key not in ("target", "switch"):
             raise KindConfigError(
                 f"{origin}: cannot read {token!r} in {text!r}; write "
-                "'name target=package.module:Name switch=package.module:FLAG switch=env:VAR'"
+                "'name target=package.module:Name switch=package.module:FLAG switch=env:VAR' "
+                "(and verify=package.module:fn, compare=package.module:fn for verify mode)"
             )
         (targets if key == "target" else switches).append(value)
-    if not targets and not switches:
+    if not targets and not switches and not extra:
         raise KindConfigError(f"{origin}: kind {name!r} has neither a target nor a switch")
-    return name, targets, switches
+    return name, targets, switches, extra

@@ -47,6 +47,7 @@ from ._keys import (
     _Unencodable,
 )
 from ._route import _Route
+from ._verify import MEMO_ATTR as _MEMO_ATTR
 from ._writer import _writer
 from .backends.base import Backend, not_a_backend
 from .backends.memory import MemoryBackend
@@ -378,6 +379,7 @@ class Memoizer:
         )
         functools.update_wrapper(wrapper, fn)
         setattr(wrapper, _SPEC_ATTR, spec)
+        setattr(wrapper, _MEMO_ATTR, self)  # for check_keys
         return cast(Callable[P, R], wrapper)
 
     def _prepare(

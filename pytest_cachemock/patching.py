@@ -13,7 +13,7 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _discovery as discovery
-from . import _state, counters
+from . import _state, _verify, counters
 from ._report import render_report
 from ._spots import Undo, _ours, _read, _restore, _same, _write
 from .errors import KindConfigError, UnknownKindUsageError, _unknown_kind
@@ -271,6 +271,7 @@ class PatchCaches:
         isolation: str = "thread",
         switches: str = "keep",
         registry: Registry | None = None,
+        verify: bool | str | Iterable[str] = False,
     ) -> None:
         if switches not in _SWITCH_MODES:
             raise ValueError(
@@ -293,6 +294,10 @@ class PatchCaches:
         self._box: Any = None  # the store it opened (_store._Box)
         # What threads that belong to no running test did while it ran (see _store).
         self._foreign: Mapping[str, KindRecord] = {}
+        # Verify mode (_verify.py): every kind, the kinds named, those given by verify().
+        self._verify_every, self._verify_names = _verify.normalize(verify)
+        self._verify_given: dict[str, tuple[Any, Any]] = {}
+        self._verifier: _verify.Verifier | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -303,6 +308,8 @@ class PatchCaches:
             self.registry.autoload()
         kinds = self.registry.kinds()
         self._check(self._enable, kinds)
+        self._check(self._verify_names, kinds)
+        verifier = _verify.build(self._verify_every, self._verify_names, kinds, self._verify_given)
         shared: Any = None
         if self.isolation == "shared":  # the store on disk that child processes join
             from . import _shared as shared
@@ -330,6 +337,9 @@ class PatchCaches:
         self._layer = layer
         self._baseline = counters.cache_stats.raw()
         self._active = True
+        self._verifier = verifier
+        if verifier is not None:
+            _verify.start(verifier, box)
         with _log_lock:
             _state.running.append(self)
         return self
@@ -357,6 +367,8 @@ class PatchCaches:
         self._active = False
         with _log_lock:
             _state.running[:] = [running for running in _state.running if running is not self]
+        if self._verifier is not None:
+            _verify.stop(self._verifier)
         foreign = current_store().close(self._box) if self._box is not None else {}
         self._foreign = foreign
         try:
@@ -410,6 +422,8 @@ class PatchCaches:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+        if exc_type is None:
+            self.check_verified()
 
     @property
     def active(self) -> bool:
@@ -553,6 +567,57 @@ class PatchCaches:
         record = self._record(kind)
         self._targets(kind, "fail")
         record.fault = None if times == 0 else Fault(on, exc, times)
+
+    def verify(
+        self,
+        *kinds: str,
+        recompute: Callable[[str], Any] | None = None,
+        compare: Callable[[Any, Any], bool] | None = None,
+    ) -> None:
+        """Verify the hits of ``kinds`` (every kind that can be, when none is named).
+
+        On each hit the real computation runs too, outside the caches, and a result that
+        differs from the cached one (``==``, or ``compare(cached, fresh)``) fails the test.
+        A ``RemoteCache`` kind needs ``recompute(key)``: its value for the cache's own key.
+        """
+        __tracebackhide__ = True
+        self._check(kinds)
+        if not kinds:
+            self._verify_every = True
+        for name in kinds:
+            self._verify_given[name] = (recompute, compare)
+        if self._active:
+            verifier = _verify.build(
+                self._verify_every, self._verify_names, self._kinds, self._verify_given
+            )
+            assert verifier is not None
+            if self._verifier is None:
+                self._verifier = verifier
+                _verify.start(verifier, self._box)
+            else:
+                self._verifier.every = verifier.every
+                self._verifier.checks.update(verifier.checks)
+
+    def stale_hits(self) -> str:
+        """The stale hits verify mode found since this was last asked, as text ("" for none)."""
+        found = self._verifier.take() if self._verifier is not None else []
+        return _verify.failure_text(found) if found else ""
+
+    def check_verified(self) -> None:
+        """Raise ``StaleHitError`` for the stale hits verify mode found and not yet raised."""
+        __tracebackhide__ = True
+        stale = self.stale_hits()
+        if stale:
+            raise _verify.StaleHitError(stale)
+
+    def check_keys(self, fn: Any, examples: Any = None, **options: Any) -> _verify.KeyCheck:
+        """Check the key of the memoized ``fn`` on ``examples`` (or ``strategy=``'s draws).
+
+        Fails when two calls get one key but different results; notes (warns) a key that
+        changes by itself or many keys holding one result. Nothing is cached or counted.
+        """
+        __tracebackhide__ = True
+        return _verify.check_keys(fn, examples, **options)
 
     def reset(self) -> None:
         """Zero every counter, drop every entry and disarm every fault in the current store."""

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-from . import _state, hookspecs, kinds, patching
+from . import _state, _verify, hookspecs, kinds, patching
 from ._report import Summary
 from .errors import KindConfigError, _unknown_kind
 from .patching import PatchCaches
@@ -27,9 +27,10 @@ _GUARD = "_cachemock_guard"
 _OPEN_SETUPS = patching._setups  # the PatchCaches.setUp() calls not yet torn down
 
 _MARKER = (
-    "cachemock(*, enable=(), isolation='thread'): use the cachemock plugin in this test: mock "
-    "every cache kind, with the real caches of `enable` turned on. Markers merge closest "
-    "first: a function's argument wins over its class's and module's."
+    "cachemock(*, enable=(), isolation='thread', verify=False): use the cachemock plugin in "
+    "this test: mock every cache kind, with the real caches of `enable` turned on; `verify` "
+    "(True, or kind names) recomputes every hit of those kinds and fails on a stale one. "
+    "Markers merge closest first: a function's argument wins over its class's and module's."
 )
 
 
@@ -52,10 +53,15 @@ def _a(value: object) -> str:
     return ("an " if name[:1] in "aeiou" else "a ") + name
 
 
+def _check_verify(value: object) -> None:
+    _verify.normalize(value)
+
+
 # The marker's arguments, each with its check (a ValueError with the message).
 _MARKER_ARGS: dict[str, Callable[[object], None]] = {
     "enable": _check_enable,
     "isolation": patching._check_isolation,
+    "verify": _check_verify,
 }
 
 
@@ -96,6 +102,18 @@ class _Session:
         self.summary: Summary | None = None
         self.autouse = False
         self.isolation = "thread"
+        self.verify: bool | tuple[str, ...] = False  # --cachemock-verify, cachemock_verify
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        # Verify mode: a stale hit fails a test that passed, in its call phase. A test that
+        # failed anyway gets them at teardown (the fixture's check), next to its failure.
+        result = yield
+        patch = self.used.get(item.nodeid) if self.used else None
+        stale = patch.stale_hits() if patch is not None else ""
+        if stale:
+            pytest.fail(stale, pytrace=False)
+        return result
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -219,6 +237,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="thread",
         help="isolation mode of every test's store: thread, process or shared (the marker's wins)",
     )
+    group.addoption(
+        "--cachemock-verify",
+        action="store_true",
+        default=False,
+        help="verify mode in every test: recompute each hit of every kind that can be "
+        "(memoizers, kinds with a recompute function) and fail on a stale one",
+    )
+    parser.addini(
+        "cachemock_verify",
+        type="args",
+        default=[],
+        help="verify mode in every test, for these kinds ('all': every kind that can be)",
+    )
     parser.addini(
         "cachemock_autouse",
         type="bool",
@@ -244,6 +275,10 @@ def pytest_configure(config: pytest.Config) -> None:
     ]
     session.autouse = _ini_bool(config, "cachemock_autouse")
     session.isolation = _isolation(config)
+    verify = list(config.getini("cachemock_verify"))
+    session.verify = (
+        True if config.getoption("cachemock_verify") or verify == ["all"] else tuple(verify)
+    )
     hooks = config.hook.pytest_cachemock_register_kinds.get_hookimpls()
     try:
         kinds._load(
@@ -330,26 +365,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         using.append(item)
     if using:
-        _check_kinds(config.stash[_SESSION].scope.registry, using, problems)
+        session = config.stash[_SESSION]
+        _check_kinds(session.scope.registry, using, problems, session.verify)
     if problems:
         raise pytest.UsageError(_problems_text(problems))
 
 
 def _check_kinds(
-    registry: kinds.Registry, using: list[pytest.Item], problems: dict[str, list[str]]
+    registry: kinds.Registry,
+    using: list[pytest.Item],
+    problems: dict[str, list[str]],
+    verify: bool | tuple[str, ...] = (),
 ) -> None:
-    """The kinds every test will mock, and the kinds the tests' markers enable, known now."""
+    """The kinds every test will mock, and the kinds the tests' markers enable and verify
+    (and ``cachemock_verify`` names), known now."""
     try:
         registry.autoload()
         known = registry.kinds()
     except ValueError as exc:  # KindConfigError
         problems.setdefault(str(exc), [])
         return
+    for name in () if isinstance(verify, bool) else verify:
+        if name not in known:
+            problems.setdefault(f"ini option cachemock_verify: {_unknown_kind(name, known)}", [])
     for item in using:
-        for name in item.stash[_OPTIONS].get("enable", ()):
-            if name not in known:
-                message = f"@pytest.mark.cachemock(enable=...): {_unknown_kind(name, known)}"
-                problems.setdefault(message, []).append(item.nodeid)
+        options = item.stash[_OPTIONS]
+        verify = options.get("verify", ())
+        for arg, names in (("enable", options.get("enable", ())), ("verify", verify)):
+            for name in () if isinstance(names, bool) else names:
+                if name not in known:
+                    message = f"@pytest.mark.cachemock({arg}=...): {_unknown_kind(name, known)}"
+                    problems.setdefault(message, []).append(item.nodeid)
 
 
 def _problems_text(problems: dict[str, list[str]]) -> str:
@@ -412,9 +458,9 @@ def _marker_options(node: pytest.Item) -> dict[str, Any]:
     for marker in node.iter_markers("cachemock"):
         _check_marker(marker)
         options = {**marker.kwargs, **options}
-    enable = options.get("enable")
-    if isinstance(enable, str):
-        options["enable"] = (enable,)
+    for arg in ("enable", "verify"):
+        if isinstance(options.get(arg), str):
+            options[arg] = (options[arg],)
     return options
 
 
@@ -431,7 +477,8 @@ def patch_caches(
         options = node.stash.get(_OPTIONS, None)
         if options is None:
             options = _marker_options(node)
-        options = {"isolation": request.config.stash[_SESSION].isolation, **options}
+        session = request.config.stash[_SESSION]
+        options = {"isolation": session.isolation, "verify": session.verify, **options}
         patch = PatchCaches(switches="off", **options)
         patch.start()
     except (ValueError, KindConfigError) as exc:
@@ -443,6 +490,9 @@ def patch_caches(
         yield patch
     finally:
         patch.stop()
+    stale = patch.stale_hits()  # found after the call phase (threads, teardown)
+    if stale:
+        pytest.fail(stale, pytrace=False)
 
 
 @pytest.fixture(name="global_stats")

@@ -1,0 +1,734 @@
+"""Verify mode and the key check: recompute cache hits, and search for keys that forget an input.
+
+Verify mode: while a ``PatchCaches`` verifies a kind, every hit of that kind (in the threads
+that count into its store) also runs the real computation, outside every cache, and compares
+the fresh result with the cached one; each difference is kept and fails the test. The cache
+layers call one hook on a hit, :func:`hit`, with the kind, the key, the cached value and a
+``recompute`` that gives the fresh value (with ``bypassing()`` true meanwhile, so the caches
+it reaches neither read nor store nor count). A new kind of cache (a function cache) plugs in
+with the same two calls: ``if active: hit(kind, key, cached, recompute, shown)`` on its hit
+path, and ``if active and bypassing(): call the function`` on its lookup.
+
+The key check (:func:`check_keys`) calls a memoized function's real function and its key
+builder on examples (or on what a Hypothesis strategy draws): two calls with one key and two
+results mean the key forgot an input; equal results under many keys are reported as a note.
+A function cache plugs in with :func:`add_keyer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import threading
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Optional, Union
+
+from ._report import cut
+from ._store import current_store
+from .errors import CachemockWarning
+
+# _keys and serde are imported where used: the plugin loads this module, and they bring
+# typing_extensions (the plugin's load stays light, see test_plugin_imports_nothing_heavy).
+
+__all__ = [
+    "MEMO_ATTR",
+    "KeyCheck",
+    "KeyCollisionError",
+    "KeyNoteWarning",
+    "StaleHitError",
+    "Verifier",
+    "active",
+    "add_keyer",
+    "bypassing",
+    "check_keys",
+    "follow",
+    "hit",
+]
+
+Compare = Callable[[Any, Any], bool]
+Recompute = Callable[[str], Any]
+VerifySpec = Union[bool, str, Iterable[str]]
+
+# The verifiers of the running PatchCaches that verify something (and of check_keys).
+active: list[Verifier] = []
+_active_lock = threading.Lock()
+# The namespaces of the modules whose hit paths test a global ``_verifying``: True while
+# ``active`` holds a verifier. A bool, not the list: the hit paths test it on every hit, and
+# the truth of a bool costs a quarter of a list's (measured in benchmarks/bench_verify.py).
+_followers: list[dict[str, Any]] = []
+
+
+def follow(namespace: dict[str, Any]) -> None:
+    """Keep ``namespace["_verifying"]`` (a module's ``globals()``) equal to ``bool(active)``."""
+    namespace["_verifying"] = bool(active)
+    _followers.append(namespace)
+
+
+def _tell() -> None:
+    on = bool(active)
+    for namespace in _followers:
+        namespace["_verifying"] = on
+
+
+# True while a recompute runs (in this thread, or this task): caches neither read nor store.
+_bypass: contextvars.ContextVar[bool] = contextvars.ContextVar("cachemock_bypass", default=False)
+_SHOWN_FAILURES = 10
+MEMO_ATTR = "__cachemock_memoizer__"  # a memoized wrapper's memoizer, for check_keys
+
+
+class StaleHitError(AssertionError):
+    """A cache hit returned something other than a fresh computation (verify mode)."""
+
+
+class KeyCollisionError(AssertionError):
+    """Two calls got one key but different results: the key forgot an input."""
+
+
+class KeyNoteWarning(CachemockWarning):
+    """What the key check noticed that is not an error (a key that holds too much)."""
+
+
+def bypassing() -> bool:
+    """True while a verification recomputes: caches reached then read and store nothing."""
+    return _bypass.get()
+
+
+def _equal(cached: Any, fresh: Any) -> bool:
+    return bool(cached == fresh)
+
+
+class _Check:
+    """How one kind is verified: its recompute function (RemoteCache kinds) and comparator."""
+
+    __slots__ = ("compare", "recompute")
+
+    def __init__(self, recompute: Recompute | None, compare: Compare | None) -> None:
+        self.recompute = recompute
+        self.compare: Compare = compare if compare is not None else _equal
+
+
+class Verifier:
+    """The kinds one ``PatchCaches`` verifies, for the threads of its store, and what it found.
+
+    ``every`` verifies each kind that can be (a memoizer's, one with a recompute function);
+    ``checks`` holds the kinds named, each with its recompute and comparator.
+    """
+
+    def __init__(self, every: bool, checks: Mapping[str, _Check]) -> None:
+        self.every = every
+        self.checks = dict(checks)
+        self.box: Any = None
+        self.failures: list[str] = []
+        self._seen: dict[tuple[str, str], int] = {}
+        self.reported = 0
+        self._lock = threading.Lock()
+
+    def check_for(self, kind: str) -> _Check | None:
+        check = self.checks.get(kind)
+        if check is None and self.every:
+            check = self.checks[kind] = _Check(None, None)
+        return check
+
+    def add(self, kind: str, key: str, text: str) -> None:
+        with self._lock:
+            seen = self._seen.get((kind, key))
+            if seen is None:
+                self._seen[(kind, key)] = len(self.failures)
+                self.failures.append(text)
+
+    def take(self) -> list[str]:
+        """The failures not taken yet."""
+        with self._lock:
+            new = self.failures[self.reported :]
+            self.reported = len(self.failures)
+        return new
+
+
+def start(verifier: Verifier, box: Any) -> None:
+    verifier.box = box
+    with _active_lock:
+        active.append(verifier)
+        _tell()
+
+
+def stop(verifier: Verifier) -> None:
+    with _active_lock:
+        active[:] = [v for v in active if v is not verifier]
+        _tell()
+
+
+def failure_text(failures: list[str]) -> str:
+    """The message of a test's stale hits (the first ten in full)."""
+    n = len(failures)
+    head = f"cachemock verify: {n} stale cache hit{'s' if n != 1 else ''}"
+    parts = [head, *failures[:_SHOWN_FAILURES]]
+    if n > _SHOWN_FAILURES:
+        parts.append(f"... and {n - _SHOWN_FAILURES} more")
+    parts.append(
+        "A stale hit is a key that leaves out an input of the result: put that input in the "
+        "key (a memoizer's arguments, params_encoder or context; a RemoteCache's key). If the "
+        "values are equal in a looser sense, give the kind a comparator: "
+        "patch_caches.verify(kind, compare=...)."
+    )
+    return "\n".join(parts)
+
+
+# -- the hit hook ------------------------------------------------------------------------------
+
+
+def _verifier_here() -> Verifier | None:
+    """The verifier of the store this thread counts into, or None (a foreign thread)."""
+    box = current_store().box()
+    for verifier in active:
+        if verifier.box is box:
+            return verifier
+    return None
+
+
+def _check_here(kind: str) -> tuple[Verifier, _Check] | None:
+    if _bypass.get():
+        return None  # a hit inside a recompute: that recompute is what is checked
+    verifier = _verifier_here()
+    if verifier is None:
+        return None
+    check = verifier.check_for(kind)
+    return None if check is None else (verifier, check)
+
+
+def hit(
+    kind: str,
+    key: str,
+    cached: Any,
+    recompute: Callable[[], Any],
+    shown: Callable[[], str] | None = None,
+) -> None:
+    """A hit of ``kind``: when this thread's store verifies it, recompute and compare.
+
+    ``recompute()`` gives the fresh value as the cache would give it back (through its serde);
+    it runs with ``bypassing()`` true. ``shown()`` names the call (the arguments), where known.
+    """
+    found = _check_here(kind)
+    if found is None:
+        return
+    verifier, check = found
+    token = _bypass.set(True)
+    try:
+        fresh = recompute()
+    except Exception as exc:
+        _failed_recompute(verifier, kind, key, shown, exc)
+        return
+    finally:
+        _bypass.reset(token)
+    _compare(verifier, check, kind, key, shown, cached, fresh)
+
+
+async def hit_async(
+    kind: str,
+    key: str,
+    cached: Any,
+    recompute: Callable[[], Any],
+    shown: Callable[[], str] | None = None,
+) -> None:
+    """:func:`hit` for a coroutine function: ``recompute()`` returns an awaitable."""
+    found = _check_here(kind)
+    if found is None:
+        return
+    verifier, check = found
+    token = _bypass.set(True)
+    try:
+        fresh = await recompute()
+    except Exception as exc:
+        _failed_recompute(verifier, kind, key, shown, exc)
+        return
+    finally:
+        _bypass.reset(token)
+    _compare(verifier, check, kind, key, shown, cached, fresh)
+
+
+def _heading(kind: str, key: str, shown: Callable[[], str] | None) -> list[str]:
+    lines = [f"- kind {kind!r}, key {key!r}"]
+    if shown is not None:
+        lines.append(f"  call: {shown()}")
+    return lines
+
+
+def _failed_recompute(
+    verifier: Verifier, kind: str, key: str, shown: Callable[[], str] | None, exc: Exception
+) -> None:
+    lines = _heading(kind, key, shown)
+    lines.append(
+        f"  the fresh computation raised {type(exc).__name__}: {exc}; the hit could not be "
+        "checked (fix the recompute function, or stop verifying this kind)"
+    )
+    verifier.add(kind, key, "\n".join(lines))
+
+
+def _compare(
+    verifier: Verifier,
+    check: _Check,
+    kind: str,
+    key: str,
+    shown: Callable[[], str] | None,
+    cached: Any,
+    fresh: Any,
+) -> None:
+    try:
+        same = check.compare(cached, fresh)
+    except Exception as exc:
+        lines = _heading(kind, key, shown)
+        lines.append(f"  the comparator {check.compare!r} raised {type(exc).__name__}: {exc}")
+        verifier.add(kind, key, "\n".join(lines))
+        return
+    if same:
+        return
+    lines = _heading(kind, key, shown)
+    lines.append(f"  cached: {cut(cached)}")
+    lines.append(f"  fresh:  {cut(fresh)}")
+    where = first_difference(cached, fresh, check.compare)
+    if where is not None:
+        lines.append(f"  first difference: {where}")
+    verifier.add(kind, key, "\n".join(lines))
+
+
+def first_difference(
+    a: Any, b: Any, compare: Compare = _equal, names: tuple[str, str] = ("cached", "fresh")
+) -> str | None:
+    """Where two containers first differ (``at ['total']: 6 (cached) != 12 (fresh)``), or
+    None for two leaves. Leaves are compared with ``compare`` (``==`` where it raises).
+    """
+    found = _walk(a, b, "", compare, names)
+    if found is None or found[0] == "":
+        return None
+    return found[1]
+
+
+def _leaf_same(a: Any, b: Any, compare: Compare) -> bool:
+    try:
+        return bool(compare(a, b))
+    except Exception:
+        return bool(a == b)
+
+
+def _walk(
+    a: Any, b: Any, path: str, compare: Compare, names: tuple[str, str]
+) -> tuple[str, str] | None:
+    one, two = names
+    at = f"at {path or 'the top'}"
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for k in a:
+            if k not in b:
+                return path, f"{at}: key {k!r} only in the {one} value"
+        for k in b:
+            if k not in a:
+                return path, f"{at}: key {k!r} only in the {two} value"
+        for k in a:
+            found = _walk(a[k], b[k], f"{path}[{k!r}]", compare, names)
+            if found is not None:
+                return found
+        return None
+    sequences = (list, tuple)
+    if isinstance(a, sequences) and isinstance(b, sequences):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _walk(x, y, f"{path}[{i}]", compare, names)
+            if found is not None:
+                return found
+        if len(a) != len(b):
+            return path, f"{at}: length {len(a)} ({one}) != {len(b)} ({two})"
+        return None
+    if _leaf_same(a, b, compare):
+        return None
+    return path, f"{at}: {cut(a, 60)} ({one}) != {cut(b, 60)} ({two})"
+
+
+# -- the cache layers' hooks ---------------------------------------------------------------------
+
+
+def _kind_of(backend: Any, default: str) -> str:
+    kind = getattr(backend, "kind", None)
+    return kind if isinstance(kind, str) else default
+
+
+def memo_hit(route: Any, spec: Any, key: str, args: Any, kwargs: Any, cached: Any) -> None:
+    """A memoizer's hit over an override (the plugin's mock)."""
+    from ._keys import _call_repr
+
+    memo = route.memo
+    kind = _kind_of(route.backend, memo.name)
+    hit(
+        kind,
+        key,
+        cached,
+        lambda: _as_stored(memo, spec, key, spec.fn(*args, **kwargs)),
+        lambda: _call_repr(spec.shown, args, kwargs),
+    )
+
+
+async def memo_hit_async(
+    route: Any, spec: Any, key: str, args: Any, kwargs: Any, cached: Any
+) -> None:
+    from ._keys import _call_repr
+
+    memo = route.memo
+    kind = _kind_of(route.backend, memo.name)
+
+    async def fresh() -> Any:
+        return _as_stored(memo, spec, key, await spec.fn(*args, **kwargs))
+
+    await hit_async(kind, key, cached, fresh, lambda: _call_repr(spec.shown, args, kwargs))
+
+
+def _as_stored(memo: Any, spec: Any, key: str, result: Any) -> Any:
+    """``result`` as the memoizer gives it back: through its record and serde."""
+    record = memo._decode_record(key, memo._encode_record(spec, key, None, result))
+    return None if record is None else record["result"]
+
+
+def remote_hit(cache: Any, key: str, full: str, cached: Any) -> None:
+    """A ``RemoteCache.get`` hit: verified when its kind has a recompute function."""
+    backend = cache.backend
+    if backend is cache._backend:
+        return  # not mocked: no test's store
+    kind = _kind_of(backend, "")
+    found = _check_here(kind) if kind else None
+    if found is None or found[1].recompute is None:
+        return
+    recompute = found[1].recompute
+    from .serde import decode_for, encode_for
+
+    def fresh() -> Any:
+        value = recompute(key)
+        if value is None:
+            return None
+        return decode_for(cache.serde, full, encode_for(cache.serde, full, value))
+
+    hit(kind, key, cached, fresh, lambda: f"{_name(recompute)}({key!r})")
+
+
+def _name(fn: Any) -> str:
+    module = getattr(fn, "__module__", None)
+    qual = getattr(fn, "__qualname__", None) or repr(fn)
+    return f"{module}:{qual}" if module else qual
+
+
+# -- building a PatchCaches' verifier ------------------------------------------------------------
+
+
+def _is_memoizer_kind(kind: Any) -> bool:
+    for target in kind.targets:
+        spot = target.spot()
+        if spot is not None and callable(getattr(spot[0], "entry_for", None)):
+            return True
+    return False
+
+
+def normalize(verify: object, where: str = "verify") -> tuple[bool, tuple[str, ...]]:
+    """(every kind, the kinds named) of a ``verify=`` value; a ValueError when it is neither
+    a bool, a kind name, nor a list of names."""
+    if verify is True or verify is False:
+        return bool(verify), ()
+    if isinstance(verify, str):
+        return False, (verify,)
+    if isinstance(verify, (list, tuple, set, frozenset)) and all(
+        isinstance(v, str) for v in verify
+    ):
+        return False, tuple(verify)
+    raise ValueError(
+        f"{where}={verify!r}: give True (every kind that can be verified), a kind name, or a "
+        f"list of kind names, such as {where}=True or {where}=['quotes']"
+    )
+
+
+def build(
+    every: bool,
+    names: Iterable[str],
+    kinds: Mapping[str, Any],
+    extra: Mapping[str, tuple[Recompute | None, Compare | None]] = (),  # type: ignore[assignment]
+) -> Verifier | None:
+    """The verifier of a ``PatchCaches`` (None: nothing to verify); a ValueError for a named
+    kind whose hits cannot be recomputed."""
+    extra = dict(extra)
+    if not every and not names and not extra:
+        return None
+    checks: dict[str, _Check] = {}
+    for name, kind in kinds.items():
+        recompute, compare = getattr(kind, "recompute", None), getattr(kind, "compare", None)
+        if name in extra:
+            given_recompute, given_compare = extra[name]
+            recompute = given_recompute or recompute
+            compare = given_compare or compare
+        named = name in names or name in extra
+        if not (every or named):
+            continue
+        if recompute is None and not _is_memoizer_kind(kind):
+            if named:
+                raise ValueError(_no_recompute(name))
+            continue
+        checks[name] = _Check(recompute, compare)
+    return Verifier(every, checks)
+
+
+def _no_recompute(name: str) -> str:
+    return (
+        f"verify: cache kind {name!r} has no recompute function, so its hits cannot be "
+        f"checked; give one: patch_caches.verify({name!r}, recompute=fn), "
+        f"registry.add({name!r}, ..., verify=fn) in pytest_cachemock_register_kinds, or "
+        f"verify=package.module:fn on its cachemock_kinds line (fn is called with the cache's "
+        "own key and returns the value it should hold)"
+    )
+
+
+# -- the key check -------------------------------------------------------------------------------
+
+# How check_keys finds a function's key and real function: each keyer returns
+# (key_of(args, kwargs) -> str, real(args, kwargs) -> result, name) for a function it knows,
+# else None. Memoizers are built in; a function-cache profile adds its own with add_keyer.
+_Keyed = tuple[Callable[[tuple[Any, ...], dict[str, Any]], str], Callable[..., Any], str]
+_keyers: list[Callable[[Any], Optional[_Keyed]]] = []
+
+
+def add_keyer(keyer: Callable[[Any], Optional[_Keyed]]) -> None:
+    """Let :func:`check_keys` take the functions ``keyer`` knows (see ``_keyers``)."""
+    _keyers.append(keyer)
+
+
+def _memoized(fn: Any) -> _Keyed | None:
+    from ._keys import _SPEC_ATTR
+
+    spec = getattr(fn, _SPEC_ATTR, None)
+    memo = getattr(fn, MEMO_ATTR, None)
+    if spec is None or memo is None:
+        return None
+
+    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        return str(memo.key_for(fn, *args, **kwargs))
+
+    real = spec.fn
+    if inspect.iscoroutinefunction(real):
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(real(*args, **kwargs))
+
+        return key_of, run, str(spec.shown)
+    return key_of, real, str(spec.shown)
+
+
+_keyers.append(_memoized)
+
+
+class _Example:
+    __slots__ = ("args", "key", "kwargs", "result")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str, result: Any):
+        self.args = args
+        self.kwargs = kwargs
+        self.key = key
+        self.result = result
+
+
+def _as_call(example: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """An example as (args, kwargs): a tuple is the positional arguments, a dict the keyword
+    arguments, anything else the one argument."""
+    if type(example) is tuple:
+        return example, {}
+    if type(example) is dict and all(isinstance(k, str) for k in example):
+        return (), dict(example)
+    return (example,), {}
+
+
+class KeyCheck:
+    """What :func:`check_keys` found besides failures: ``notes`` (texts), ``calls`` made."""
+
+    def __init__(self, name: str, calls: int, keys: int, notes: list[str]) -> None:
+        self.name = name
+        self.calls = calls
+        self.keys = keys
+        self.notes = notes
+
+    def __repr__(self) -> str:
+        return f"<KeyCheck {self.name} calls={self.calls} keys={self.keys} notes={len(self.notes)}>"
+
+
+def _keyed(fn: Any) -> _Keyed:
+    for keyer in reversed(_keyers):
+        found: _Keyed | None = keyer(fn)
+        if found is not None:
+            return found
+    raise TypeError(
+        f"check_keys(fn, ...): fn is a function a Memoizer decorated (@memo.memoize), got "
+        f"{fn!r}; pass the decorated function, not the plain one"
+    )
+
+
+def _run(
+    keyed: _Keyed, examples: Iterable[Any], notes: list[str], changed: list[str]
+) -> list[_Example]:
+    """Each example's key (made twice: a key that changes by itself is noted once, into
+    ``changed``) and the real function's result, with every cache bypassed."""
+    from ._keys import _call_repr
+
+    key_of, real, name = keyed
+    done: list[_Example] = []
+    # What the function reaches is computed, never cached: the caches look at _bypass only
+    # while ``active`` holds a verifier, so one that verifies no store stands in meanwhile.
+    idle = Verifier(False, {})
+    start(idle, None)
+    token = _bypass.set(True)
+    try:
+        for example in examples:
+            args, kwargs = _as_call(example)
+            key = key_of(args, kwargs)
+            again = key_of(args, kwargs)
+            if again != key and not changed:
+                changed.append(key)
+                notes.append(
+                    f"the key of {_call_repr(name, args, kwargs)} changes by itself ({key!r}, "
+                    f"then {again!r}): it holds something that changes from call to call (a "
+                    "timestamp, a counter, a random value, an object's id), so the cache "
+                    "never hits"
+                )
+            done.append(_Example(args, kwargs, key, real(*args, **kwargs)))
+    finally:
+        _bypass.reset(token)
+        stop(idle)
+    return done
+
+
+def _collision(name: str, done: list[_Example], compare: Compare) -> str | None:
+    from ._keys import _call_repr
+
+    by_key: dict[str, _Example] = {}
+    for ex in done:
+        first = by_key.setdefault(ex.key, ex)
+        if first is ex or _leaf_same(first.result, ex.result, compare):
+            continue
+        a = _call_repr(name, first.args, first.kwargs)
+        b = _call_repr(name, ex.args, ex.kwargs)
+        lines = [
+            f"cachemock check_keys: {a} and {b} get one key, {ex.key!r}, but the function "
+            "gives them different results: the key leaves out an input that changes the result",
+            f"  {a} -> {cut(first.result)}",
+            f"  {b} -> {cut(ex.result)}",
+        ]
+        where = first_difference(first.result, ex.result, compare, ("first", "second"))
+        if where is not None:
+            lines.append(f"  first difference: {where}")
+        lines.append(
+            "Put the missing input in the key: an argument that params_encoder drops, or a "
+            "setting the function reads, in the Memoizer's context."
+        )
+        return "\n".join(lines)
+    return None
+
+
+def _result_text(result: Any) -> str:
+    from ._keys import _encode, _text, _Unencodable
+
+    try:
+        return _text(_encode(result))
+    except (_Unencodable, TypeError, ValueError):
+        return repr(result)
+
+
+def _crowds(name: str, done: list[_Example], many: int, notes: list[str]) -> None:
+    """Note equal results under ``many`` or more different keys."""
+    from ._keys import _call_repr
+
+    groups: dict[str, dict[str, _Example]] = {}
+    for ex in done:
+        groups.setdefault(_result_text(ex.result), {}).setdefault(ex.key, ex)
+    for keyed in groups.values():
+        if len(keyed) >= many:
+            calls = [_call_repr(name, ex.args, ex.kwargs) for ex in keyed.values()]
+            shown = ", ".join(calls[:4])
+            if len(calls) > 4:
+                shown += f" and {len(calls) - 4} more"
+            result = cut(next(iter(keyed.values())).result, 60)
+            notes.append(
+                f"{len(keyed)} different keys hold one equal result, {result}: "
+                f"{shown}. If these calls should share an entry, the key holds an input the "
+                "result does not depend on (a timestamp, a request id): the cache stores the "
+                "result again under each key instead of hitting"
+            )
+
+
+def check_keys(
+    fn: Any,
+    examples: Iterable[Any] | None = None,
+    *,
+    strategy: Any = None,
+    compare: Compare | None = None,
+    many: int = 4,
+    max_examples: int = 200,
+) -> KeyCheck:
+    """Check ``fn``'s key against its real function on ``examples`` or ``strategy``'s draws.
+
+    Raises :class:`KeyCollisionError` when two calls get one key but different results; warns
+    (:class:`KeyNoteWarning`) and returns as notes a key that changes by itself and ``many``
+    or more keys holding one equal result. Nothing is cached or counted.
+    """
+    __tracebackhide__ = True
+    keyed = _keyed(fn)
+    name = keyed[2]
+    same: Compare = compare if compare is not None else _equal
+    if isinstance(many, bool) or not isinstance(many, int) or many < 2:
+        raise ValueError(f"check_keys(many={many!r}): give an int >= 2")
+    if (examples is None) == (strategy is None):
+        raise TypeError(
+            "check_keys(fn, examples) or check_keys(fn, strategy=...): give one of them, "
+            "examples (argument tuples, keyword dicts, or single arguments) or a Hypothesis "
+            "strategy that draws them"
+        )
+    notes: list[str] = []
+    changed: list[str] = []
+    if strategy is not None:
+        # No note of equal results under many keys here: drawn values repeat results often.
+        done = _search(keyed, strategy, same, max_examples, notes, changed)
+    else:
+        done = _run(keyed, list(examples or ()), notes, changed)
+        found = _collision(name, done, same)
+        if found is not None:
+            raise KeyCollisionError(found)
+        _crowds(name, done, many, notes)
+    for note in notes:
+        warnings.warn(KeyNoteWarning(f"cachemock check_keys: {note}"), stacklevel=3)
+    return KeyCheck(name, len(done), len({ex.key for ex in done}), notes)
+
+
+def _search(
+    keyed: _Keyed,
+    strategy: Any,
+    same: Compare,
+    max_examples: int,
+    notes: list[str],
+    changed: list[str],
+) -> list[_Example]:
+    """Draw batches of examples until one holds a collision (raised, shrunk by Hypothesis)."""
+    try:
+        import hypothesis
+        from hypothesis import strategies as st
+    except ImportError:
+        raise ImportError(
+            "check_keys(fn, strategy=...) needs Hypothesis: pip install "
+            "'pytest-cachemock[hypothesis]' (or pass examples instead)"
+        ) from None
+    name = keyed[2]
+    seen: list[_Example] = []
+
+    @hypothesis.settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+    @hypothesis.given(st.lists(strategy, min_size=2, max_size=8))
+    def search(batch: list[Any]) -> None:
+        done = _run(keyed, batch, notes, changed)
+        found = _collision(name, done, same)
+        if found is not None:
+            raise KeyCollisionError(found)
+        seen.extend(done)
+
+    search()
+    return seen
