@@ -28,8 +28,8 @@ def test_example_suite_passes_with_the_summary(tmp_path: Path) -> None:
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if "cachemock: cache stats per kind" in line)
     assert lines[start + 1].split() == ["kind", "tests", "puts", "hits", "misses", "errors"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[start + 2 : start + 6]}
-    assert set(rows) == {"pages", "prices", "sessions", "shipping"}
+    rows = {line.split()[0]: line.split()[1:] for line in lines[start + 2 : start + 8]}
+    assert set(rows) == {"pages", "prices", "sessions", "shipping", "vat_rate", "stock_level"}
     for kind, cells in rows.items():
         assert len(cells) == 5, kind
         assert int(cells[0]) > 0, f"no example test used {kind}"
