@@ -14,7 +14,7 @@ RATE_LOOKUPS: list[str] = []  # what reached the (pretend) tax service
 _RATES = {"DE": 19, "FR": 20, "US": 0}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=64)
 def vat_rate(country: str) -> int:
     """The VAT rate of ``country``, in percent."""
     RATE_LOOKUPS.append(country)

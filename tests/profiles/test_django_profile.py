@@ -586,7 +586,12 @@ def now(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def test_direct_kinds_and_their_targets(registry: Registry) -> None:
-    assert list(registry.declared()) == ["django_default", "django_v2", "django_short", "django_off"]
+    assert list(registry.declared()) == [
+        "django_default",
+        "django_v2",
+        "django_short",
+        "django_off",
+    ]
     (target,) = registry.kinds()["django_default"].targets
     assert repr(target) == "<Target django caches['default'] from direct test>"
     assert target.spot() is None
