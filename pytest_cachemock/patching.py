@@ -13,7 +13,8 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _discovery as discovery
-from . import _state, counters
+from . import _expect, _state, counters
+from ._oplog import CacheLog, OpLog
 from ._report import render_report
 from ._spots import Undo, _ours, _read, _restore, _same, _write
 from .errors import KindConfigError, UnknownKindUsageError, _unknown_kind
@@ -271,6 +272,7 @@ class PatchCaches:
         isolation: str = "thread",
         switches: str = "keep",
         registry: Registry | None = None,
+        log_size: int | None = None,
     ) -> None:
         if switches not in _SWITCH_MODES:
             raise ValueError(
@@ -278,6 +280,11 @@ class PatchCaches:
                 "(leave the switches as they are; kinds in enable are turned on either way)"
             )
         _check_isolation(isolation)
+        if log_size is not None and (
+            isinstance(log_size, bool) or not isinstance(log_size, int) or log_size < 0
+        ):
+            raise ValueError(f"log_size={log_size!r}: give an int >= 0 (0 keeps no log)")
+        self.log_size = log_size
         self.isolation = isolation
         self.switches = switches
         # The scope of the time it is made: the running session's under pytest (see _state).
@@ -307,6 +314,8 @@ class PatchCaches:
         if self.isolation == "shared":  # the store on disk that child processes join
             from . import _shared as shared
         box = current_store().open(self.isolation, (self._scope, self._scope.epoch))
+        if self.log_size is not None:  # before any record holds the default ring
+            box.oplog = OpLog(self.log_size)
         keep = self.switches == "keep"
         layer = _Layer()
         steps: list[tuple[Callable[[Any], Undo], Any]] = [
@@ -492,7 +501,9 @@ class PatchCaches:
         __tracebackhide__ = True
         return MappingProxyType(self._record(kind).entries)
 
-    def seed(self, kind: str, mapping: Mapping[str, Any], *, cache: Any = None) -> None:
+    def seed(
+        self, kind: str, mapping: Mapping[str, Any], *, cache: Any = None, strict: bool = False
+    ) -> None:
         """Put ``mapping`` into ``kind``'s mock, without counting.
 
         Without ``cache``, ``mapping`` is stored key -> stored value, as ``entries()`` shows
@@ -502,14 +513,26 @@ class PatchCaches:
         kind), ``mapping`` is the cache's own key -> value, stored as ``cache.put`` stores it:
         the key formatted by ``cache.key_for``, the value encoded by its serde. Nothing is
         stored unless every entry is accepted.
+
+        With ``strict=True``, an entry seeded here that the test never reads (a get or add
+        that hits it) fails the test at its end (docs/expectations.md).
         """
         __tracebackhide__ = True
         from .mock import _seeded
 
+        if strict and self.isolation == "shared":
+            raise ValueError(
+                f"seed({kind!r}, ..., strict=True): in isolation='shared' the reads of child "
+                "processes are not in the test's log, so an entry never read cannot be told; "
+                "seed without strict, or use isolation 'thread' or 'process'"
+            )
         record = self._record(kind)
         declared = self._kinds.get(kind) or self.registry.kinds().get(kind)
         targets = declared.targets if declared is not None else ()
-        record.entries.update(_seeded(kind, mapping, cache, targets))
+        staged = _seeded(kind, mapping, cache, targets)
+        record.entries.update(staged)
+        if strict:
+            _expect.note_strict(self._current_box(), kind, staged)
 
     def fail(
         self,
@@ -539,8 +562,52 @@ class PatchCaches:
         record.fault = None if times == 0 else Fault(on, exc, times)
 
     def reset(self) -> None:
-        """Zero every counter, drop every entry and disarm every fault in the current store."""
+        """Zero every counter, drop every entry, disarm every fault and empty the operation
+        log of the current store (puts stay forbidden where they were)."""
         current_store().reset()
+
+    # -- expectations (docs/expectations.md; the logic is _expect's) ----------------------------
+
+    def _current_box(self) -> Any:
+        return current_store().box()
+
+    def log(self, kind: str | None = None) -> CacheLog:
+        """The mock operations of the current store (this test's), oldest first: each a
+        ``CacheOp(kind, op, key, outcome)``; only ``kind``'s when given. ``dropped`` says how
+        many older ones the bound (``log_size``, ini ``cachemock_log_size``) let go."""
+        __tracebackhide__ = True
+        if kind is not None:
+            self._check((kind,))
+        return _expect.log_of(self._current_box(), kind)
+
+    def expect(self, **kinds: Stats | _expect.Expect) -> _expect.ExpectBlock:
+        """``with patch.expect(prices=Stats(puts=1, hits=1, misses=1)):`` - on leaving the
+        block, its counts of each kind named are checked (an ``Expect`` checks only the
+        counters it gives, and takes ``at_least(n)``/``at_most(n)``)."""
+        __tracebackhide__ = True
+        self._check(kinds)
+        return _expect.ExpectBlock(self, kinds)
+
+    def assert_stats(self, **kinds: Stats | _expect.Expect) -> None:
+        """Check the counts of each kind named, so far in the test (as :meth:`expect` does)."""
+        __tracebackhide__ = True
+        self._check(kinds)
+        for kind, value in kinds.items():
+            _expect._spec("assert_stats", kind, value)
+        _expect.check_counts(self, kinds, self.stats(), 0, "assert_stats", "so far in the test")
+
+    def forbid_puts(self, *kinds: str) -> None:
+        """Make every put (and add) to ``kinds`` raise ``ForbiddenPutError`` naming the key;
+        the test also fails at its end if one was tried (the code may swallow the error)."""
+        __tracebackhide__ = True
+        self._check(kinds)
+        _expect.forbid(self._current_box(), kinds)
+
+    def verify(self) -> None:
+        """Raise an AssertionError for strict seeds never read and forbidden puts tried (the
+        ``patch_caches`` fixture calls it at the end of each test)."""
+        __tracebackhide__ = True
+        _expect.verify(self._box)
 
     def stats(self) -> dict[str, Stats]:
         """The stats of every kind, by name."""

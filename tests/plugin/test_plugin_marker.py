@@ -8,7 +8,9 @@ from _plugin_app import PRICES_INI, make_app
 
 def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.cachemock(*, enable=(), isolation='thread'): *"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.cachemock(*, enable=(), isolation='thread', forbid_puts=()): *"]
+    )
     pytester.makepyfile(
         """
         import pytest
@@ -145,9 +147,12 @@ def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> 
         (
             "cachemock(enabled=['prices'])",
             "@pytest.mark.cachemock(enabled=...): unknown argument 'enabled'; did you mean"
-            " enable? The marker takes enable=, isolation=",
+            " enable? The marker takes enable=, isolation=, forbid_puts=",
         ),
-        ("cachemock(colour=1)", "*unknown argument 'colour' The marker takes enable=, isolation="),
+        (
+            "cachemock(colour=1)",
+            "*unknown argument 'colour' The marker takes enable=, isolation=, forbid_puts=",
+        ),
         (
             "cachemock(enable=42)",
             "@pytest.mark.cachemock: enable=42: give a kind name or a list of kind names, such as"
