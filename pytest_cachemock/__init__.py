@@ -13,6 +13,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._expect import Expect, at_least, at_most
+    from ._oplog import CacheLog, CacheOp
     from .backends import Backend, FileBackend, LogBackend, MemoryBackend
     from .backends.redis import RedisBackend, RedisUnavailableWarning
     from .backends.sqlite import SqliteBackend
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     )
     from .kinds import Registry
     from .memoize import Memoizer
-    from .mock import MockBackend
+    from .mock import ForbiddenPutError, MockBackend
     from .patching import PatchCaches
     from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
     from .stats import GlobalStats, Stats, global_stats
@@ -49,6 +51,12 @@ if TYPE_CHECKING:
 __version__ = "0.1.0.dev0"
 
 _WHERE = {
+    "CacheLog": "_oplog",
+    "CacheOp": "_oplog",
+    "Expect": "_expect",
+    "ForbiddenPutError": "mock",
+    "at_least": "_expect",
+    "at_most": "_expect",
     "Backend": "backends",
     "FileBackend": "backends",
     "LogBackend": "backends",
@@ -94,9 +102,13 @@ _WHERE = {
 __all__ = [
     "Backend",
     "CacheError",
+    "CacheLog",
+    "CacheOp",
     "CachemockWarning",
+    "Expect",
     "FileBackend",
     "FileLockTimeoutError",
+    "ForbiddenPutError",
     "ForeignTrafficWarning",
     "GlobalStats",
     "JsonSerde",
@@ -130,6 +142,8 @@ __all__ = [
     "ValueEncodingError",
     "ValuePicklingError",
     "ValueUnPicklingError",
+    "at_least",
+    "at_most",
     "cache_stats",
     "global_stats",
 ]

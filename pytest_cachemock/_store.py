@@ -22,6 +22,9 @@ A thread finds its box's records in two thread-local tables (``local.records``, 
 ``local.ready`` for the kinds with no fault armed): the mock's get or put costs one lookup in
 ``ready`` when nothing changed. Closing a box, or arming a fault, empties the ``ready`` tables
 involved, so the next operation of each thread takes the slow path and finds its box again.
+
+Each box also has its operation log (``_oplog``): every record of the box holds the box's ring
+as ``log``, and the mock appends each operation to it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from typing import Any, Callable, Protocol
+
+from ._oplog import OpLog
 
 __all__ = ["Fault", "KindRecord", "Polled", "ThreadStore", "current_store"]
 
@@ -84,11 +89,13 @@ class KindRecord:
     them; or, from :meth:`ThreadStore.records`, the counters of every thread of the box summed.
     """
 
-    __slots__ = ("_box", "_shared", "entries", "errors", "hits", "kind", "misses", "puts")
+    __slots__ = ("_box", "_shared", "entries", "errors", "hits", "kind", "log", "misses", "puts")
 
     def __init__(self, kind: str, box: _Box | None = None, shared: _Kind | None = None) -> None:
         self.kind = kind
         self._box = box
+        # The box's operation log, appended to by the mock (a record of no box logs nothing).
+        self.log = box.oplog.ring if box is not None else _NOWHERE.ring
         self._shared = shared if shared is not None else _Kind()
         self.entries: dict[str, Any] = self._shared.entries
         self.puts = 0
@@ -112,6 +119,8 @@ class KindRecord:
         whose entries live elsewhere: the fake server of a redis-py client kind)."""
         self._shared.entries = entries
         self.entries = entries
+        if self._box is not None:  # counted by its own code, which does not log
+            self._box.unlogged.add(self.kind)
 
     def _zero(self) -> None:
         self.puts = self.hits = self.misses = self.errors = 0
@@ -136,15 +145,19 @@ class _Box:
     __slots__ = (
         "__weakref__",
         "closed",
+        "forbid",
         "foreign",
         "keeps",
         "kinds",
         "lock",
         "mode",
+        "oplog",
         "owner",
         "polled",
+        "strict",
         "tables",
         "token",
+        "unlogged",
     )
 
     def __init__(self, mode: str, owner: int, keeps: bool, token: object = None) -> None:
@@ -167,6 +180,12 @@ class _Box:
         """Add ``source``'s counts to its kinds' whenever the box's counts are read."""
         with self.lock:
             self.polled.append(source)
+        self.oplog = OpLog()
+        self.unlogged: set[str] = set()  # kinds counted by code that does not log (redis)
+        # kind -> the keys of the puts refused so far (forbid_puts): no put reaches them.
+        self.forbid: dict[str, list[str]] = {}
+        # kind -> the keys seeded with strict=True (checked at the end of the test).
+        self.strict: dict[str, list[str]] = {}
 
     def join(self) -> tuple[dict[str, KindRecord], dict[str, KindRecord]]:
         """New tables for a thread that starts using this box."""
@@ -192,8 +211,32 @@ class _Box:
                 shared = self.kinds[kind] = _Kind()
             shared.fault = fault
             if fault is not None:
-                for _, ready in self.tables:
-                    ready.pop(kind, None)
+                self.unready(kind)
+
+    def unready(self, kind: str) -> None:
+        """Every thread's next operation on ``kind`` takes the mock's slow path (hold ``lock``)."""
+        for _, ready in self.tables:
+            ready.pop(kind, None)
+
+    def forbid_puts(self, kind: str) -> None:
+        """Refuse every put of ``kind`` from now on (the mock's slow path checks ``forbid``)."""
+        with self.lock:
+            self.forbid.setdefault(kind, [])
+            self.unready(kind)
+
+    def logged(self) -> int:
+        """How many operations were logged in this process since the box opened or reset:
+        the puts, hits and misses of its records (what the mock logs, one each) plus
+        ``oplog.extra``. Beyond the ring's length, that many were dropped."""
+        with self.lock:
+            tables = list(self.tables)
+            unlogged = set(self.unlogged)
+        total = self.oplog.extra
+        for records, _ in tables:
+            for kind, record in list(records.items()):
+                if kind not in unlogged:
+                    total += record.puts + record.hits + record.misses
+        return total
 
     def sums(self) -> dict[str, KindRecord]:
         """Per kind, the counters of every thread of the box added up, with the live entries."""
@@ -231,6 +274,7 @@ class _Box:
             for records, _ in self.tables:
                 for record in records.values():
                     record._zero()
+            self.oplog.clear()
             polled = list(self.polled)
         for source in polled:
             source.reset()
@@ -310,7 +354,12 @@ class ThreadStore:
         """This thread's record of ``kind`` in its box, made on first use."""
         box = self.box()
         records: dict[str, KindRecord] = self.local.records
-        return box.record(kind, records)
+        found = box.record(kind, records)
+        try:
+            found.log  # noqa: B018 - a record made without KindRecord.__init__ (shared mode)
+        except AttributeError:
+            found.log = box.oplog.ring
+        return found
 
     def records(self) -> dict[str, KindRecord]:
         """Every kind of this thread's box, the counters of all its threads summed, with the
@@ -338,8 +387,15 @@ class ThreadStore:
         return found
 
     def reset(self) -> None:
-        """Drop every entry, counter and fault of this thread's box."""
-        self.box().reset()
+        """Drop every entry, counter and fault of this thread's box, its operation log, its
+        strict seeds and the forbidden puts it saw (the kinds stay forbidden)."""
+        box = self.box()
+        box.reset()
+        with box.lock:
+            box.oplog.clear()
+            box.strict.clear()
+            for tried in box.forbid.values():
+                tried.clear()
 
     def marked(self) -> object:
         """The token of the block whose box this thread uses (see :meth:`open`), or None."""
@@ -377,6 +433,7 @@ class ThreadStore:
         return box.foreign_traffic()
 
 
+_NOWHERE = OpLog(0)  # the log of a record of no box: keeps nothing
 _store = ThreadStore()
 # mode -> the box class of that mode, where it is not _Box ("shared": _shared.py adds it).
 _makers: dict[str, Callable[[str, int, bool, object], _Box]] = {}

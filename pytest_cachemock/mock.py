@@ -14,7 +14,9 @@ override what it replaces (:meth:`Backend.stand_in_for`); an attribute target ho
 backend or a backend class makes its mocks with that backend's contract.
 
 Where the entries and counters live, and which threads share them (the isolation modes), is
-``_store``'s business: the mock asks the current store for its kind's record.
+``_store``'s business: the mock asks the current store for its kind's record. Each operation
+is also appended to the record's ``log`` (the box's operation log, ``_oplog``): one tuple and
+one ``deque.append`` on the hot path.
 """
 
 from __future__ import annotations
@@ -26,7 +28,19 @@ from ._store import Fault, KindRecord, ThreadStore, _store, current_store
 from .backends.base import Backend, bytes_value, key_error
 from .errors import UserError, ValueDecodingError, ValueEncodingError
 
-__all__ = ["Fault", "KindRecord", "MockBackend", "ThreadStore", "current_store"]
+__all__ = [
+    "Fault",
+    "ForbiddenPutError",
+    "KindRecord",
+    "MockBackend",
+    "ThreadStore",
+    "current_store",
+]
+
+
+class ForbiddenPutError(AssertionError):
+    """A put to a kind the test forbids puts to (``forbid_puts``, the marker's
+    ``forbid_puts=``). An AssertionError: the test is wrong, or the code is."""
 
 
 _factories: dict[tuple[str, object], Callable[[], MockBackend]] = {}
@@ -100,6 +114,13 @@ class MockBackend(Backend[Any]):
         raised; back in the thread's ready table when it has no fault armed."""
         record = self._record()
         fault = record.fault
+        box = record._box
+        if box is not None and box.forbid and self.kind in box.forbid:
+            if op == "put":
+                self._forbidden(record, box, key)
+            if fault is not None and fault.matches(op):
+                self._raise(record, op, key)
+            return record  # never ready: each put comes back here
         if fault is None:
             ready = self._store.ready()
             ready[self.kind] = record
@@ -109,10 +130,53 @@ class MockBackend(Backend[Any]):
             self._raise(record, op, key)
         return record
 
-    # The public get/put/add are Backend's: they refuse what every backend refuses (counted
-    # here by _refused), count cache_stats, and count any error raised below as an exception.
-    # These count the outcome in the kind's record of the current store. Each finds its record
-    # in the thread's ready table (no fault armed) or asks _live for it.
+    # The public get/put are Backend's steps with the common case first: a str key (and a
+    # value) on a kind that is ready in this thread. Anything else goes to Backend.get/put,
+    # which refuse what every backend refuses (counted here by _refused), count cache_stats,
+    # and count any error raised below as an exception; _get/_put then count the outcome in
+    # the kind's record of the current store, after _live found it (and raised its fault).
+    # One frame less per call pays for the operation log's append (benchmarks/bench_oplog.py);
+    # tests/expect/test_oplog.py holds the two paths to the same counts.
+
+    def get(self, key: str) -> Any:
+        try:
+            record = self._local.ready[self.kind]
+        except (KeyError, AttributeError):
+            return Backend.get(self, key)
+        if type(key) is not str:
+            return Backend.get(self, key)
+        counters = self._counters or self._live_counters()
+        try:
+            value = record.entries.get(key)
+        except Exception:  # a shared store that cannot be read
+            next(counters.exception)
+            raise
+        if value is None:
+            record.misses += 1
+            record.log.append((record.kind, "get", key, "miss"))
+            next(counters.miss)
+        else:
+            record.hits += 1
+            record.log.append((record.kind, "get", key, "hit"))
+            next(counters.hit)
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        try:
+            record = self._local.ready[self.kind]
+        except (KeyError, AttributeError):
+            return Backend.put(self, key, value)
+        if type(key) is not str or value is None:
+            return Backend.put(self, key, value)
+        counters = self._counters or self._live_counters()
+        try:
+            record.entries[key] = value
+        except Exception:  # a value the shared store cannot take
+            next(counters.exception)
+            raise
+        record.puts += 1
+        record.log.append((record.kind, "put", key, "stored"))
+        next(counters.put)
 
     def _get(self, key: str) -> Any:
         try:
@@ -122,8 +186,10 @@ class MockBackend(Backend[Any]):
         value = record.entries.get(key)
         if value is None:
             record.misses += 1
+            record.log.append((record.kind, "get", key, "miss"))
         else:
             record.hits += 1
+            record.log.append((record.kind, "get", key, "hit"))
         return value
 
     def _put(self, key: str, value: Any) -> None:
@@ -133,6 +199,7 @@ class MockBackend(Backend[Any]):
             record = self._live("put", key)
         record.entries[key] = value
         record.puts += 1
+        record.log.append((record.kind, "put", key, "stored"))
 
     def _add(self, key: str, value: Any) -> bool:
         try:
@@ -141,9 +208,11 @@ class MockBackend(Backend[Any]):
             record = self._live("put", key)
         if record.entries.get(key) is not None:
             record.hits += 1
+            record.log.append((record.kind, "add", key, "hit"))
             return False
         record.entries[key] = value
         record.puts += 1
+        record.log.append((record.kind, "add", key, "stored"))
         return True
 
     def _refused(self, error: UserError) -> UserError:
@@ -161,8 +230,15 @@ class MockBackend(Backend[Any]):
         return iter(list(self._store.record(self.kind).entries.items()))
 
     def delete(self, key: str) -> bool:
-        """Remove ``key`` from the current store's entries of this kind; True when it was there."""
-        return self._store.record(self.kind).entries.pop(key, None) is not None
+        """Remove ``key`` from the current store's entries of this kind; True when it was there.
+
+        Logged (outcome hit or miss), not counted."""
+        record = self._store.record(self.kind)
+        found = record.entries.pop(key, None) is not None
+        box = record._box
+        if box is not None:
+            box.oplog.note(self.kind, "delete", key, "hit" if found else "miss")
+        return found
 
     def clear(self) -> None:
         """Remove the current store's entries of this kind (its counters stay)."""
@@ -173,6 +249,8 @@ class MockBackend(Backend[Any]):
         if fault is None:  # used up by another thread meanwhile
             return
         record.errors += 1
+        if record._box is not None:
+            record._box.oplog.note(self.kind, op, key, "error")
         exc = fault.exc
         if isinstance(exc, type):
             exc = exc(f"cachemock: injected failure on {op} of kind {self.kind!r}, key {key!r}")
@@ -180,6 +258,18 @@ class MockBackend(Backend[Any]):
             # Backend counts an Exception in cache_stats as it goes up, not a BaseException.
             next(self._live_counters().exception)
         raise exc
+
+    def _forbidden(self, record: KindRecord, box: Any, key: str) -> None:
+        """Refuse a put of a kind under ``forbid_puts``: counted as an error, logged, kept for
+        the check at the end of the test (in case the code under test swallows the error)."""
+        record.errors += 1
+        box.oplog.note(self.kind, "put", key, "error")
+        box.forbid[self.kind].append(key)
+        raise ForbiddenPutError(
+            f"cachemock: put of key {key!r} to kind {self.kind!r}, whose puts this test "
+            f"forbids (forbid_puts({self.kind!r}), or the marker's forbid_puts=); if the "
+            "write is expected, drop the kind from forbid_puts"
+        )
 
     def __repr__(self) -> str:
         return f"<MockBackend kind={self.kind!r}>"
@@ -225,7 +315,12 @@ class _BytesMock(MockBackend):
             raise self._refused(refused)
         return bytes(value)
 
-    # MockBackend's _put and _add with the check in front, inlined: one type test per call.
+    # MockBackend's put, _put and _add with the check in front: one type test per call.
+
+    def put(self, key: str, value: Any) -> None:
+        if type(value) is not bytes:
+            return Backend.put(self, key, value)
+        return MockBackend.put(self, key, value)
 
     def _put(self, key: str, value: Any) -> None:
         if type(value) is not bytes:
@@ -236,6 +331,7 @@ class _BytesMock(MockBackend):
             record = self._live("put", key)
         record.entries[key] = value
         record.puts += 1
+        record.log.append((record.kind, "put", key, "stored"))
 
     def _add(self, key: str, value: Any) -> bool:
         if type(value) is not bytes:

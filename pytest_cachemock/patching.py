@@ -13,7 +13,8 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import _discovery as discovery
-from . import _state, _verify, counters
+from . import _expect, _state, _verify, counters
+from ._oplog import CacheLog, OpLog
 from ._report import render_report
 from ._spots import Undo, _ours, _read, _restore, _same, _write
 from .errors import KindConfigError, UnknownKindUsageError, _unknown_kind
@@ -272,6 +273,7 @@ class PatchCaches:
         switches: str = "keep",
         registry: Registry | None = None,
         verify: bool | str | Iterable[str] = False,
+        log_size: int | None = None,
     ) -> None:
         if switches not in _SWITCH_MODES:
             raise ValueError(
@@ -279,6 +281,11 @@ class PatchCaches:
                 "(leave the switches as they are; kinds in enable are turned on either way)"
             )
         _check_isolation(isolation)
+        if log_size is not None and (
+            isinstance(log_size, bool) or not isinstance(log_size, int) or log_size < 0
+        ):
+            raise ValueError(f"log_size={log_size!r}: give an int >= 0 (0 keeps no log)")
+        self.log_size = log_size
         self.isolation = isolation
         self.switches = switches
         # The scope of the time it is made: the running session's under pytest (see _state).
@@ -314,6 +321,8 @@ class PatchCaches:
         if self.isolation == "shared":  # the store on disk that child processes join
             from . import _shared as shared
         box = current_store().open(self.isolation, (self._scope, self._scope.epoch))
+        if self.log_size is not None:  # before any record holds the default ring
+            box.oplog = OpLog(self.log_size)
         keep = self.switches == "keep"
         layer = _Layer()
         steps: list[tuple[Callable[[Any], Undo], Any]] = [
@@ -506,7 +515,9 @@ class PatchCaches:
         __tracebackhide__ = True
         return MappingProxyType(self._record(kind).entries)
 
-    def seed(self, kind: str, mapping: Mapping[str, Any], *, cache: Any = None) -> None:
+    def seed(
+        self, kind: str, mapping: Mapping[str, Any], *, cache: Any = None, strict: bool = False
+    ) -> None:
         """Put ``mapping`` into ``kind``'s mock, without counting.
 
         Without ``cache``, ``mapping`` is stored key -> stored value, as ``entries()`` shows
@@ -516,16 +527,35 @@ class PatchCaches:
         kind), ``mapping`` is the cache's own key -> value, stored as ``cache.put`` stores it:
         the key formatted by ``cache.key_for``, the value encoded by its serde. Nothing is
         stored unless every entry is accepted.
+
+        With ``strict=True``, an entry seeded here that the test never reads (a get or add
+        that hits it) fails the test at its end (docs/expectations.md).
         """
         __tracebackhide__ = True
         from .mock import _seeded
 
+        if strict and self.isolation == "shared":
+            raise ValueError(
+                f"seed({kind!r}, ..., strict=True): in isolation='shared' the reads of child "
+                "processes are not in the test's log, so an entry never read cannot be told; "
+                "seed without strict, or use isolation 'thread' or 'process'"
+            )
         record = self._record(kind)
         targets = self._targets(kind, "seed")
         # A layer that keeps its own entries (a cachetools cache) stores them its own way.
         if [target for target in targets if target.seed(mapping)]:
+            if strict:
+                from .errors import UserError
+
+                raise UserError(
+                    f"seed({kind!r}, ..., strict=True): this kind keeps its entries in its own "
+                    "cache, whose reads are not in the test's log; seed it without strict"
+                )
             return
-        record.entries.update(_seeded(kind, mapping, cache, targets))
+        staged = _seeded(kind, mapping, cache, targets)
+        record.entries.update(staged)
+        if strict:
+            _expect.note_strict(self._current_box(), kind, staged)
 
     def _targets(self, kind: str, op: str) -> list[Target]:
         """The targets of ``kind``; a UserError when one of them cannot take ``op``."""
@@ -620,8 +650,52 @@ class PatchCaches:
         return _verify.check_keys(fn, examples, **options)
 
     def reset(self) -> None:
-        """Zero every counter, drop every entry and disarm every fault in the current store."""
+        """Zero every counter, drop every entry, disarm every fault and empty the operation
+        log of the current store (puts stay forbidden where they were)."""
         current_store().reset()
+
+    # -- expectations (docs/expectations.md; the logic is _expect's) ----------------------------
+
+    def _current_box(self) -> Any:
+        return current_store().box()
+
+    def log(self, kind: str | None = None) -> CacheLog:
+        """The mock operations of the current store (this test's), oldest first: each a
+        ``CacheOp(kind, op, key, outcome)``; only ``kind``'s when given. ``dropped`` says how
+        many older ones the bound (``log_size``, ini ``cachemock_log_size``) let go."""
+        __tracebackhide__ = True
+        if kind is not None:
+            self._check((kind,))
+        return _expect.log_of(self._current_box(), kind)
+
+    def expect(self, **kinds: Stats | _expect.Expect) -> _expect.ExpectBlock:
+        """``with patch.expect(prices=Stats(puts=1, hits=1, misses=1)):`` - on leaving the
+        block, its counts of each kind named are checked (an ``Expect`` checks only the
+        counters it gives, and takes ``at_least(n)``/``at_most(n)``)."""
+        __tracebackhide__ = True
+        self._check(kinds)
+        return _expect.ExpectBlock(self, kinds)
+
+    def assert_stats(self, **kinds: Stats | _expect.Expect) -> None:
+        """Check the counts of each kind named, so far in the test (as :meth:`expect` does)."""
+        __tracebackhide__ = True
+        self._check(kinds)
+        for kind, value in kinds.items():
+            _expect._spec("assert_stats", kind, value)
+        _expect.check_counts(self, kinds, self.stats(), 0, "assert_stats", "so far in the test")
+
+    def forbid_puts(self, *kinds: str) -> None:
+        """Make every put (and add) to ``kinds`` raise ``ForbiddenPutError`` naming the key;
+        the test also fails at its end if one was tried (the code may swallow the error)."""
+        __tracebackhide__ = True
+        self._check(kinds)
+        _expect.forbid(self._current_box(), kinds)
+
+    def check_expectations(self) -> None:
+        """Raise an AssertionError for strict seeds never read and forbidden puts tried (the
+        ``patch_caches`` fixture checks the same at the end of each test)."""
+        __tracebackhide__ = True
+        _expect.verify(self._box)
 
     def stats(self) -> dict[str, Stats]:
         """The stats of every kind, by name."""

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import pytest
 
 from . import _state, _verify, hookspecs, kinds, patching
+from ._expect import leftovers as _leftovers
+from ._oplog import render as _render_log
 from ._report import Summary
 from .errors import KindConfigError, _unknown_kind
 from .patching import PatchCaches
@@ -27,22 +29,27 @@ _GUARD = "_cachemock_guard"
 _OPEN_SETUPS = patching._setups  # the PatchCaches.setUp() calls not yet torn down
 
 _MARKER = (
-    "cachemock(*, enable=(), isolation='thread', verify=False): use the cachemock plugin in "
-    "this test: mock every cache kind, with the real caches of `enable` turned on; `verify` "
-    "(True, or kind names) recomputes every hit of those kinds and fails on a stale one. "
-    "Markers merge closest first: a function's argument wins over its class's and module's."
+    "cachemock(*, enable=(), isolation='thread', verify=False, forbid_puts=()): use the "
+    "cachemock plugin in this test: mock every cache kind, with the real caches of `enable` "
+    "turned on; `verify` (True, or kind names) recomputes every hit of those kinds and fails on "
+    "a stale one; every put to the kinds of `forbid_puts` is refused. Markers merge closest "
+    "first: a function's argument wins over its class's and module's."
 )
 
 
-def _check_enable(value: object) -> None:
+def _check_enable(value: object, arg: str = "enable") -> None:
     if isinstance(value, str):
         return
     if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(v, str) for v in value):
         return
     raise ValueError(
-        f"enable={value!r}: give a kind name or a list of kind names, such as enable='pages' or "
-        f"enable=['pages', 'prices']; got {_a(value)}"
+        f"{arg}={value!r}: give a kind name or a list of kind names, such as {arg}='pages' or "
+        f"{arg}=['pages', 'prices']; got {_a(value)}"
     )
+
+
+def _check_forbid_puts(value: object) -> None:
+    _check_enable(value, "forbid_puts")
 
 
 def _a(value: object) -> str:
@@ -62,7 +69,10 @@ _MARKER_ARGS: dict[str, Callable[[object], None]] = {
     "enable": _check_enable,
     "isolation": patching._check_isolation,
     "verify": _check_verify,
+    "forbid_puts": _check_forbid_puts,
 }
+# Marker arguments that are not PatchCaches arguments: the fixture applies them after start.
+_AFTER_START = ("forbid_puts",)
 
 
 def _check_marker(marker: pytest.Mark) -> None:
@@ -102,6 +112,8 @@ class _Session:
         self.summary: Summary | None = None
         self.autouse = False
         self.isolation = "thread"
+        self.log_size: int | None = None
+        self.failed_calls: set[str] = set()  # tests whose call phase failed, until logfinish
         self.verify: bool | tuple[str, ...] = False  # --cachemock-verify, cachemock_verify
 
     @pytest.hookimpl(wrapper=True)
@@ -130,7 +142,9 @@ class _Session:
             return
         patch = self.used.get(report.nodeid)
         if patch is not None:
-            text = patch.report()
+            if report.when == "call":  # its own failure says it: no second one at teardown
+                self.failed_calls.add(report.nodeid)
+            text = patch.report() + "\n" + "\n".join(_render_log(patch.log()))
             mismatch = _last_mismatch()
             if mismatch is not None:
                 text = "\n".join(_explain_mismatch(*mismatch)) + "\n" + text
@@ -140,6 +154,7 @@ class _Session:
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         if self.used:
             self.used.pop(nodeid, None)
+        self.failed_calls.discard(nodeid)
 
     def _close_leftover_setups(self, report: pytest.TestReport) -> None:
         """Tear down the ``PatchCaches.setUp()`` calls a test opened and left open.
@@ -251,6 +266,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="verify mode in every test, for these kinds ('all': every kind that can be)",
     )
     parser.addini(
+        "cachemock_log_size",
+        default="",
+        help="operations each test's log keeps (the newest; default 10000, 0: none)",
+    )
+    parser.addini(
         "cachemock_autouse",
         type="bool",
         default=False,
@@ -279,6 +299,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session.verify = (
         True if config.getoption("cachemock_verify") or verify == ["all"] else tuple(verify)
     )
+    session.log_size = _log_size(config)
     hooks = config.hook.pytest_cachemock_register_kinds.get_hookimpls()
     try:
         kinds._load(
@@ -327,6 +348,23 @@ def _isolation(config: pytest.Config) -> str:
     except ValueError as exc:
         raise pytest.UsageError(f"cachemock: {where}: {exc}") from None
     return str(given)
+
+
+def _log_size(config: pytest.Config) -> int | None:
+    """The ini option cachemock_log_size, checked (None: the default)."""
+    raw = str(config.getini("cachemock_log_size")).strip()
+    if not raw:
+        return None
+    try:
+        size = int(raw)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise pytest.UsageError(
+            f"cachemock: ini option cachemock_log_size = {raw!r} is not a number of operations; "
+            "write an int >= 0 (0 keeps no log; the default is 10000)"
+        )
+    return size
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -391,7 +429,11 @@ def _check_kinds(
     for item in using:
         options = item.stash[_OPTIONS]
         verify = options.get("verify", ())
-        for arg, names in (("enable", options.get("enable", ())), ("verify", verify)):
+        for arg, names in (
+            ("enable", options.get("enable", ())),
+            ("verify", verify),
+            ("forbid_puts", options.get("forbid_puts", ())),
+        ):
             for name in () if isinstance(names, bool) else names:
                 if name not in known:
                     message = f"@pytest.mark.cachemock({arg}=...): {_unknown_kind(name, known)}"
@@ -458,7 +500,7 @@ def _marker_options(node: pytest.Item) -> dict[str, Any]:
     for marker in node.iter_markers("cachemock"):
         _check_marker(marker)
         options = {**marker.kwargs, **options}
-    for arg in ("enable", "verify"):
+    for arg in ("enable", "verify", "forbid_puts"):
         if isinstance(options.get(arg), str):
             options[arg] = (options[arg],)
     return options
@@ -478,9 +520,17 @@ def patch_caches(
         if options is None:
             options = _marker_options(node)
         session = request.config.stash[_SESSION]
-        options = {"isolation": session.isolation, "verify": session.verify, **options}
+        options = {
+            "isolation": session.isolation,
+            "verify": session.verify,
+            "log_size": session.log_size,
+            **options,
+        }
+        after = {arg: options.pop(arg) for arg in _AFTER_START if arg in options}
         patch = PatchCaches(switches="off", **options)
         patch.start()
+        if after.get("forbid_puts"):
+            patch.forbid_puts(*after["forbid_puts"])
     except (ValueError, KindConfigError) as exc:
         # What the plugin could not do, without a traceback of the plugin's own code.
         pytest.fail(f"cachemock: {exc}", pytrace=False)
@@ -493,6 +543,11 @@ def patch_caches(
     stale = patch.stale_hits()  # found after the call phase (threads, teardown)
     if stale:
         pytest.fail(stale, pytrace=False)
+    leftovers = _leftovers(patch._box)
+    if (
+        leftovers is not None and node.nodeid not in request.config.stash[_SESSION].failed_calls
+    ):  # strict seeds never read, forbidden puts tried
+        pytest.fail(leftovers, pytrace=False)
 
 
 @pytest.fixture(name="global_stats")

@@ -9,7 +9,10 @@ from _plugin_app import PRICES_INI, make_app
 def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(
-        ["@pytest.mark.cachemock(*, enable=(), isolation='thread', verify=False): *"]
+        [
+            "@pytest.mark.cachemock(*, enable=(), isolation='thread', verify=False,"
+            " forbid_puts=()): *"
+        ]
     )
     pytester.makepyfile(
         """
@@ -147,11 +150,12 @@ def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> 
         (
             "cachemock(enabled=['prices'])",
             "@pytest.mark.cachemock(enabled=...): unknown argument 'enabled'; did you mean"
-            " enable? The marker takes enable=, isolation=, verify=",
+            " enable? The marker takes enable=, isolation=, verify=, forbid_puts=",
         ),
         (
             "cachemock(colour=1)",
-            "*unknown argument 'colour' The marker takes enable=, isolation=, verify=",
+            "*unknown argument 'colour' The marker takes enable=, isolation=, verify="
+            ", forbid_puts=",
         ),
         (
             "cachemock(enable=42)",
