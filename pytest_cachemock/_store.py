@@ -175,17 +175,17 @@ class _Box:
         self.foreign: _Box | None = None
         # Counts kept by another library (an lru_cache's cache_info), read with the sums.
         self.polled: list[Polled] = []
-
-    def poll(self, source: Polled) -> None:
-        """Add ``source``'s counts to its kinds' whenever the box's counts are read."""
-        with self.lock:
-            self.polled.append(source)
         self.oplog = OpLog()
         self.unlogged: set[str] = set()  # kinds counted by code that does not log (redis)
         # kind -> the keys of the puts refused so far (forbid_puts): no put reaches them.
         self.forbid: dict[str, list[str]] = {}
         # kind -> the keys seeded with strict=True (checked at the end of the test).
         self.strict: dict[str, list[str]] = {}
+
+    def poll(self, source: Polled) -> None:
+        """Add ``source``'s counts to its kinds' whenever the box's counts are read."""
+        with self.lock:
+            self.polled.append(source)
 
     def join(self) -> tuple[dict[str, KindRecord], dict[str, KindRecord]]:
         """New tables for a thread that starts using this box."""
