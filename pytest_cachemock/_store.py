@@ -121,6 +121,7 @@ class _Box:
     __slots__ = (
         "__weakref__",
         "closed",
+        "dropped",
         "foreign",
         "keeps",
         "kinds",
@@ -144,6 +145,8 @@ class _Box:
         # (records, ready) of every thread that uses the box.
         self.tables: list[tuple[dict[str, KindRecord], dict[str, KindRecord]]] = []
         self.foreign: _Box | None = None
+        # Per kind, [puts, hits, misses, errors] that resets zeroed: the block's totals.
+        self.dropped: dict[str, list[int]] = {}
 
     def join(self) -> tuple[dict[str, KindRecord], dict[str, KindRecord]]:
         """New tables for a thread that starts using this box."""
@@ -295,8 +298,15 @@ class ThreadStore:
         return found
 
     def reset(self) -> None:
-        """Drop every entry, counter and fault of this thread's box."""
-        self.box().reset()
+        """Drop every entry, counter and fault of this thread's box; what the counters held
+        is kept in the box's ``dropped`` (the session report counts it)."""
+        box = self.box()
+        with box.lock:
+            for kind, rec in box.sums().items():
+                total = box.dropped.setdefault(kind, [0, 0, 0, 0])
+                for i, n in enumerate((rec.puts, rec.hits, rec.misses, rec.errors)):
+                    total[i] += n
+            box.reset()
 
     def marked(self) -> object:
         """The token of the block whose box this thread uses (see :meth:`open`), or None."""

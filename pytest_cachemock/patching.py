@@ -366,7 +366,7 @@ class PatchCaches:
         finally:
             listeners = self._scope.listeners
             if listeners:
-                stats = self.stats()
+                stats = self._everything()
                 for listener in listeners:
                     listener(stats)
 
@@ -548,6 +548,20 @@ class PatchCaches:
         names = self._names()
         names += [n for n in records if n not in names]
         return {name: KindStats(name, records.get(name)) for name in names}
+
+    def _everything(self) -> dict[str, Stats]:
+        """:meth:`stats` plus what ``reset()`` zeroed while this ran: all the block did."""
+        stats = self.stats()
+        dropped = getattr(self._box, "dropped", None)
+        if not dropped:
+            return stats
+        out: dict[str, Stats] = {}
+        zero = (0, 0, 0, 0)
+        for name in [*stats, *(k for k in dropped if k not in stats)]:
+            now = stats[name].as_tuple() if name in stats else zero
+            puts, hits, misses, errors = (a + b for a, b in zip(now, dropped.get(name, zero)))
+            out[name] = Stats(puts, hits, misses, errors=errors)
+        return out
 
     def report(self) -> str:
         """Per-kind stats, then the entries, values cut at 100 characters."""
