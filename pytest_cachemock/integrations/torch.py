@@ -12,6 +12,7 @@ import functools
 import importlib
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Hashable
@@ -21,6 +22,7 @@ from .._spots import _MISSING, Spots, Undo
 from ..errors import _PROFILE_KINDS, CachemockWarning, KindConfigError
 from ..kinds import Registry, Switch, Target
 from ..mock import MockBackend
+from ..patching import _add_library_counters
 
 __all__ = [
     "FBCODE_TARGETS",
@@ -37,6 +39,7 @@ __all__ = [
     "mock_backend_class",
     "mock_factory",
     "register_kinds",
+    "torch_counters",
 ]
 
 # Kind -> the RemoteCache classes whose ``backend_override_cls`` selects its backend, newest
@@ -420,16 +423,34 @@ def _switches(kind: str, version: str, where: str) -> list[Switch]:
     return found
 
 
+def torch_counters() -> dict[str, dict[str, int]]:
+    """torch's own per-name counters (``torch._inductor.remote_cache.cache_stats``), since the
+    process started: per cache class and per backend name, hit, miss, put and exception."""
+    module = sys.modules.get("torch._inductor.remote_cache")
+    found = getattr(getattr(module, "cache_stats", None), "_stats", None)
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(name): {field: int(getattr(stat, field, 0)) for field in _COUNTER_FIELDS}
+        for name, stat in dict(found).items()  # a copy: torch may add a name meanwhile
+    }
+
+
+_COUNTER_FIELDS = ("hit", "miss", "put", "exception")
+
+
 def register_kinds(registry: Registry, *, origin: str) -> None:
     """Declare Inductor's cache kinds in ``registry`` from what the installed torch has."""
     try:
         import torch
+        import torch._inductor.remote_cache
         from torch._inductor import config
     except ImportError as exc:
         raise KindConfigError(
             f"{origin}: the 'torch' profile needs PyTorch, which cannot be imported ({exc}); "
             "pip install torch, or drop 'torch' from cachemock_profiles / --cachemock-profile"
         ) from None
+    _add_library_counters("torch:", torch_counters)
     version = str(torch.__version__)
     fbcode = bool(getattr(config, "is_fbcode", lambda: False)())
     where = f"{origin} (profile 'torch', torch {version})"

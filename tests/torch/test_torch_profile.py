@@ -120,6 +120,8 @@ def test_mock_is_torchs_backend_and_stores_the_encoded_json() -> None:
         stat = rc.cache_stats._stats.get(name, rc._CacheStat())
         return (stat.put, stat.hit, stat.miss, stat.exception)
 
+    with PatchCaches(registry=registry):
+        rc.RemoteFxGraphCache("fx-graph-v1").get("before")  # counted before the block
     before = {name: counts(name) for name in ("RemoteFxGraphCache", "fx_graph")}
     with PatchCaches(registry=registry) as patch:
         cache = rc.RemoteFxGraphCache("fx-graph-v1")
@@ -133,6 +135,14 @@ def test_mock_is_torchs_backend_and_stores_the_encoded_json() -> None:
         # torch's own counters kept counting, for the controller and (as torch's mock) the kind.
         for name, old in before.items():
             assert [n - o for n, o in zip(counts(name), old)] == [1, 1, 1, 0]
+        # library_stats() shows them next to ours, as what this block did (not since the
+        # process started: the counts before the block are left out).
+        once = {"hit": 1, "miss": 1, "put": 1, "exception": 0}
+        assert patch.library_stats() == {
+            "mock:fx_graph": once,
+            "torch:RemoteFxGraphCache": once,
+            "torch:fx_graph": once,
+        }
         # Faults armed on the kind reach torch, which counts them as exceptions.
         patch.fail("fx_graph", on="get", times=1)
         with pytest.raises(ConnectionError, match="injected failure on get of kind 'fx_graph'"):
