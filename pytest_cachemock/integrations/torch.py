@@ -7,9 +7,11 @@ imported), and it imports torch only inside :func:`register_kinds`.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import functools
 import importlib
+import itertools
 import os
 import shutil
 import sys
@@ -301,8 +303,26 @@ def _nothing() -> None:
     pass
 
 
-# The directories TorchCacheDir made and has not removed yet.
+# The directories TorchCacheDir handed out and has not removed yet.
 _own_dirs: set[str] = set()
+# The one directory of this process they are made in (made on the first test, removed at
+# exit), and how many were handed out.
+_base: list[str] = []
+_numbers = itertools.count(1)
+
+
+def _new_dir() -> str:
+    """A path for a test's cache directory, not made: Inductor's ``cache_dir()`` makes it (and
+    the base, were it gone) when torch first writes there. Most tests never do."""
+    if not _base or not os.path.isdir(_base[0]):
+        _base[:] = [tempfile.mkdtemp(prefix="cachemock-inductor-")]
+        atexit.register(_remove_base, _base[0], os.getpid())
+    return os.path.join(_base[0], str(next(_numbers)))
+
+
+def _remove_base(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child that exits through atexit
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _forget_compiles() -> None:
@@ -324,10 +344,12 @@ class TorchCacheDir(Switch):
     graphs, AOTAutograd entries, PGO profiles, generated code and kernels) goes there, and the
     user's own directory is never read or written.
 
-    ``set()`` makes an empty directory, points both variables at it and drops what torch keeps
-    in memory between compiles; the undo (a callable) drops it again, puts each variable back
-    unless something else changed it since, and removes the directory. While one is in place
-    (nested, or ``enable()`` after the start) it is kept.
+    ``set()`` points both variables at a new path under one directory of the process and drops
+    what torch keeps in memory between compiles; the directory itself is made by Inductor when
+    it first writes (``cache_dir()``), so a test that compiles nothing costs no directory. The
+    undo (a callable) drops torch's state again, puts each variable back unless something else
+    changed it since, and removes the directory if it was made. While one is in place (nested,
+    or ``enable()`` after the start) it is kept. The process's directory goes at exit.
     """
 
     origin = "profile 'torch'"
@@ -342,7 +364,7 @@ class TorchCacheDir(Switch):
     def set(self, on: bool) -> Undo:
         if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in _own_dirs:
             return _nothing
-        path = tempfile.mkdtemp(prefix="cachemock-inductor-")
+        path = _new_dir()
         values = {"TORCHINDUCTOR_CACHE_DIR": path, "TRITON_CACHE_DIR": os.path.join(path, "triton")}
         saved = {name: os.environ.get(name) for name in values}
         _own_dirs.add(path)
@@ -375,7 +397,8 @@ def _put_back(path: str, values: dict[str, str], saved: dict[str, str | None]) -
         else:
             os.environ[name] = old
     _own_dirs.discard(path)
-    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 _CACHE_DIR = TorchCacheDir()
