@@ -176,3 +176,40 @@ def test_session_summary_counts_what_a_test_did_before_reset(pytester: pytest.Py
             "pages      3     4     1       4       1",
         ]
     )
+
+
+@pytest.mark.parametrize("show", ["no", "log", "stderr"])
+def test_the_section_stays_when_captured_output_is_left_out(
+    pytester: pytest.Pytester, show: str
+) -> None:
+    """``--show-capture`` quiets what the code under test printed or logged (torch's debug
+    logs); the cachemock section is part of the failure and stays, right after the traceback."""
+    make_app(pytester)
+    pytester.makepyfile(
+        """
+        import logging
+        import sys
+        import shopapp
+        from pytest_cachemock import Stats
+
+        def test_fails(global_stats):
+            logging.getLogger("noisy").warning("%s log line", "library")
+            print("library", "stderr line", file=sys.stderr)
+            shopapp.render("home")
+            assert global_stats.pages == Stats(puts=1, hits=1)
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--show-capture={show}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E       assert *",
+            "*- cachemock (call) -*",
+            "global_stats.pages == Stats(puts=1, hits=1, misses=0) failed;*",
+            "Cache stats:",
+            "  pages  puts=1, hits=0, misses=1",
+        ]
+    )
+    out = result.stdout.str()
+    assert ("library log line" in out) is (show == "log")
+    assert ("library stderr line" in out) is (show == "stderr")
