@@ -163,7 +163,8 @@ def test_a_failing_compile_with_an_injected_fault_keeps_the_section_ours(
     assert [fnmatch(line, want) for line, want in zip(section, OUTAGE_SECTION)] == [True] * len(
         OUTAGE_SECTION
     ), "\n".join(section)
-    assert after.startswith("----") and "Captured" in after, after
+    assert after.startswith("----"), after
+    assert "Captured" in after, after
     # torch's noise is there, in pytest's captured sections, and none of it in ours.
     text = "\n".join(lines)
     assert text.count("torch.__trace") > 50
