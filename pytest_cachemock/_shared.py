@@ -66,6 +66,8 @@ def _cachemock_start():
     import os
     import sys
 
+    if "pytest_cachemock._shared" in sys.modules:
+        return  # imported by hand in a process that runs already (the test's own): not a child
     here = os.path.dirname(os.path.abspath(__file__))
     # Not on the path of this process any more, nor a sitecustomize of its own: chain to the
     # one that would have run without us.
@@ -564,7 +566,7 @@ class _SharedBox(_Box):
             for slot in range(_MAX_KINDS):
                 disk.ctl[_FAULTS + slot] = 0
             self.frozen = frozen
-            _deactivate(self.undo)
+            _deactivate(self.undo, disk.path)
             os.close(disk.fd)
             shutil.rmtree(disk.path, ignore_errors=True)
         super().close()
@@ -584,16 +586,22 @@ def _activate(path: str) -> dict[str, str | None]:
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = site if not old else site + os.pathsep + old
     os.environ[ENV_VAR] = path
+    # Some start their Python children with this process's sys.path as PYTHONPATH instead of
+    # the environment's (torch's compile worker pool, SubprocPool): first there too. Nothing
+    # here imports it (sitecustomize ran at start-up), and its hook skips this process.
+    sys.path.insert(0, site)
     _restart_forkserver()
     return undo
 
 
-def _deactivate(undo: Mapping[str, str | None]) -> None:
+def _deactivate(undo: Mapping[str, str | None], path: str) -> None:
     for name, value in undo.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    site = os.path.join(path, "site")
+    sys.path[:] = [entry for entry in sys.path if entry != site]
     _restart_forkserver()
 
 

@@ -145,6 +145,7 @@ class _Box:
     __slots__ = (
         "__weakref__",
         "closed",
+        "dropped",
         "forbid",
         "foreign",
         "keeps",
@@ -181,6 +182,8 @@ class _Box:
         self.forbid: dict[str, list[str]] = {}
         # kind -> the keys seeded with strict=True (checked at the end of the test).
         self.strict: dict[str, list[str]] = {}
+        # Per kind, [puts, hits, misses, errors] that resets zeroed: the block's totals.
+        self.dropped: dict[str, list[int]] = {}
 
     def poll(self, source: Polled) -> None:
         """Add ``source``'s counts to its kinds' whenever the box's counts are read."""
@@ -388,10 +391,15 @@ class ThreadStore:
 
     def reset(self) -> None:
         """Drop every entry, counter and fault of this thread's box, its operation log, its
-        strict seeds and the forbidden puts it saw (the kinds stay forbidden)."""
+        strict seeds and the forbidden puts it saw (the kinds stay forbidden); what the
+        counters held is kept in the box's ``dropped`` (the session report counts it)."""
         box = self.box()
-        box.reset()
         with box.lock:
+            for kind, rec in box.sums().items():
+                total = box.dropped.setdefault(kind, [0, 0, 0, 0])
+                for i, n in enumerate((rec.puts, rec.hits, rec.misses, rec.errors)):
+                    total[i] += n
+            box.reset()
             box.oplog.clear()
             box.strict.clear()
             for tried in box.forbid.values():

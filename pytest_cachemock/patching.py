@@ -42,6 +42,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# Other libraries' own per-name counters, shown by library_stats() next to the toolkit's:
+# prefix -> what reads them now (``{name: {"hit": .., "miss": .., "put": .., "exception": ..}}``).
+# A profile adds its library's (the torch profile: torch's remote_cache.cache_stats).
+_library_counters: dict[str, Callable[[], counters.Snapshot]] = {}
+
+
+def _add_library_counters(prefix: str, read: Callable[[], counters.Snapshot]) -> None:
+    """Show what ``read()`` counts in ``library_stats()``, each name as ``prefix + name``."""
+    _library_counters[prefix] = read
+
+
+def _library_raw() -> counters.Snapshot:
+    """The toolkit's counters since the process started, then every added library's."""
+    found = counters.cache_stats.raw()
+    for prefix, read in list(_library_counters.items()):
+        found.update({prefix + name: values for name, values in read().items()})
+    return found
+
+
 def _check_isolation(isolation: object) -> None:
     """A ValueError naming the modes when ``isolation`` is not one of them."""
     if isolation not in _ISOLATION_MODES:
@@ -344,7 +363,7 @@ class PatchCaches:
         self._foreign = {}
         self._kinds = kinds
         self._layer = layer
-        self._baseline = counters.cache_stats.raw()
+        self._baseline = _library_raw()
         self._active = True
         self._verifier = verifier
         if verifier is not None:
@@ -387,7 +406,7 @@ class PatchCaches:
         finally:
             listeners = self._scope.listeners
             if listeners:
-                stats = self.stats()
+                stats = self._everything()
                 for listener in listeners:
                     listener(stats)
 
@@ -704,6 +723,20 @@ class PatchCaches:
         names += [n for n in records if n not in names]
         return {name: KindStats(name, records.get(name)) for name in names}
 
+    def _everything(self) -> dict[str, Stats]:
+        """:meth:`stats` plus what ``reset()`` zeroed while this ran: all the block did."""
+        stats = self.stats()
+        dropped = getattr(self._box, "dropped", None)
+        if not dropped:
+            return stats
+        out: dict[str, Stats] = {}
+        zero = (0, 0, 0, 0)
+        for name in [*stats, *(k for k in dropped if k not in stats)]:
+            now = stats[name].as_tuple() if name in stats else zero
+            puts, hits, misses, errors = (a + b for a, b in zip(now, dropped.get(name, zero)))
+            out[name] = Stats(puts, hits, misses, errors=errors)
+        return out
+
     def report(self) -> str:
         """Per-kind stats, then the entries, values cut at 100 characters."""
         records = current_store().records()
@@ -729,8 +762,9 @@ class PatchCaches:
         }
 
     def library_stats(self) -> counters.Snapshot:
-        """What the library's ``cache_stats`` counted since this PatchCaches started."""
-        return counters.diff(counters.cache_stats.raw(), self._baseline)
+        """What the library's ``cache_stats`` counted since this PatchCaches started, and next
+        to it what a profiled library counted itself (torch's, as ``torch:<name>``)."""
+        return counters.diff(_library_raw(), self._baseline)
 
     def __repr__(self) -> str:
         state = "active" if self._active else "inactive"

@@ -148,7 +148,15 @@ class _Session:
             mismatch = _last_mismatch()
             if mismatch is not None:
                 text = "\n".join(_explain_mismatch(*mismatch)) + "\n" + text
-            report.sections.append((f"cachemock ({report.when})", text))
+            name = f"cachemock ({report.when})"
+            add = getattr(report.longrepr, "addsection", None)
+            if callable(add):
+                # Part of the failure itself, after its traceback: shown whatever
+                # --show-capture keeps of the captured sections (torch's logs), and sent by
+                # pytest-xdist with the traceback.
+                add(name, text)
+            else:  # a failure without a traceback (pytest.fail(pytrace=False))
+                report.sections.append((name, text))
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logfinish(self, nodeid: str) -> None:

@@ -7,11 +7,14 @@ imported), and it imports torch only inside :func:`register_kinds`.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import functools
 import importlib
+import itertools
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Hashable
@@ -21,6 +24,7 @@ from .._spots import _MISSING, Spots, Undo
 from ..errors import _PROFILE_KINDS, CachemockWarning, KindConfigError
 from ..kinds import Registry, Switch, Target
 from ..mock import MockBackend
+from ..patching import _add_library_counters
 
 __all__ = [
     "FBCODE_TARGETS",
@@ -37,6 +41,7 @@ __all__ = [
     "mock_backend_class",
     "mock_factory",
     "register_kinds",
+    "torch_counters",
 ]
 
 # Kind -> the RemoteCache classes whose ``backend_override_cls`` selects its backend, newest
@@ -298,8 +303,26 @@ def _nothing() -> None:
     pass
 
 
-# The directories TorchCacheDir made and has not removed yet.
+# The directories TorchCacheDir handed out and has not removed yet.
 _own_dirs: set[str] = set()
+# The one directory of this process they are made in (made on the first test, removed at
+# exit), and how many were handed out.
+_base: list[str] = []
+_numbers = itertools.count(1)
+
+
+def _new_dir() -> str:
+    """A path for a test's cache directory, not made: Inductor's ``cache_dir()`` makes it (and
+    the base, were it gone) when torch first writes there. Most tests never do."""
+    if not _base or not os.path.isdir(_base[0]):
+        _base[:] = [tempfile.mkdtemp(prefix="cachemock-inductor-")]
+        atexit.register(_remove_base, _base[0], os.getpid())
+    return os.path.join(_base[0], str(next(_numbers)))
+
+
+def _remove_base(path: str, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child that exits through atexit
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _forget_compiles() -> None:
@@ -321,10 +344,12 @@ class TorchCacheDir(Switch):
     graphs, AOTAutograd entries, PGO profiles, generated code and kernels) goes there, and the
     user's own directory is never read or written.
 
-    ``set()`` makes an empty directory, points both variables at it and drops what torch keeps
-    in memory between compiles; the undo (a callable) drops it again, puts each variable back
-    unless something else changed it since, and removes the directory. While one is in place
-    (nested, or ``enable()`` after the start) it is kept.
+    ``set()`` points both variables at a new path under one directory of the process and drops
+    what torch keeps in memory between compiles; the directory itself is made by Inductor when
+    it first writes (``cache_dir()``), so a test that compiles nothing costs no directory. The
+    undo (a callable) drops torch's state again, puts each variable back unless something else
+    changed it since, and removes the directory if it was made. While one is in place (nested,
+    or ``enable()`` after the start) it is kept. The process's directory goes at exit.
     """
 
     origin = "profile 'torch'"
@@ -339,7 +364,7 @@ class TorchCacheDir(Switch):
     def set(self, on: bool) -> Undo:
         if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in _own_dirs:
             return _nothing
-        path = tempfile.mkdtemp(prefix="cachemock-inductor-")
+        path = _new_dir()
         values = {"TORCHINDUCTOR_CACHE_DIR": path, "TRITON_CACHE_DIR": os.path.join(path, "triton")}
         saved = {name: os.environ.get(name) for name in values}
         _own_dirs.add(path)
@@ -372,7 +397,8 @@ def _put_back(path: str, values: dict[str, str], saved: dict[str, str | None]) -
         else:
             os.environ[name] = old
     _own_dirs.discard(path)
-    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 _CACHE_DIR = TorchCacheDir()
@@ -420,16 +446,34 @@ def _switches(kind: str, version: str, where: str) -> list[Switch]:
     return found
 
 
+def torch_counters() -> dict[str, dict[str, int]]:
+    """torch's own per-name counters (``torch._inductor.remote_cache.cache_stats``), since the
+    process started: per cache class and per backend name, hit, miss, put and exception."""
+    module = sys.modules.get("torch._inductor.remote_cache")
+    found = getattr(getattr(module, "cache_stats", None), "_stats", None)
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(name): {field: int(getattr(stat, field, 0)) for field in _COUNTER_FIELDS}
+        for name, stat in dict(found).items()  # a copy: torch may add a name meanwhile
+    }
+
+
+_COUNTER_FIELDS = ("hit", "miss", "put", "exception")
+
+
 def register_kinds(registry: Registry, *, origin: str) -> None:
     """Declare Inductor's cache kinds in ``registry`` from what the installed torch has."""
     try:
         import torch
+        import torch._inductor.remote_cache
         from torch._inductor import config
     except ImportError as exc:
         raise KindConfigError(
             f"{origin}: the 'torch' profile needs PyTorch, which cannot be imported ({exc}); "
             "pip install torch, or drop 'torch' from cachemock_profiles / --cachemock-profile"
         ) from None
+    _add_library_counters("torch:", torch_counters)
     version = str(torch.__version__)
     fbcode = bool(getattr(config, "is_fbcode", lambda: False)())
     where = f"{origin} (profile 'torch', torch {version})"

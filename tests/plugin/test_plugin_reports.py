@@ -133,3 +133,83 @@ def test_session_summary_when_no_test_used_the_plugin(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(
         ["*= cachemock: cache stats per kind =*", "no test used the cachemock plugin"]
     )
+
+
+def test_session_summary_counts_what_a_test_did_before_reset(pytester: pytest.Pytester) -> None:
+    """``reset()`` zeroes what the test asserts on; the session's totals keep every operation
+    the test made, before and after it, whichever spelling of reset the test uses."""
+    make_app(pytester)
+    pytester.makepyfile(
+        """
+        import shopapp
+        from pytest_cachemock import Stats, global_stats
+
+        def test_reset_by_the_fixture(patch_caches):
+            shopapp.render("a"); shopapp.render("a")  # puts=1, hits=1, misses=1
+            patch_caches.reset()
+            shopapp.render("b")                       # puts=1, misses=1
+            assert global_stats.pages == Stats(puts=1, misses=1)
+
+        def test_reset_by_global_stats(global_stats):
+            shopapp.render("c")                       # puts=1, misses=1
+            global_stats.reset()
+            global_stats.reset()                      # twice: nothing counted twice
+            assert global_stats.pages == Stats()
+
+        def test_reset_twice_with_traffic_between(patch_caches):
+            patch_caches.fail("pages", on="get", times=1)
+            try:
+                shopapp.render("d")                   # errors=1
+            except ConnectionError:
+                pass
+            patch_caches.reset()
+            shopapp.render("d")                       # puts=1, misses=1
+            patch_caches.reset()
+        """
+    )
+    result = pytester.runpytest_subprocess("--cachemock-report")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*= cachemock: cache stats per kind =*",
+            "kind   tests  puts  hits  misses  errors",
+            "pages      3     4     1       4       1",
+        ]
+    )
+
+
+@pytest.mark.parametrize("show", ["no", "log", "stderr"])
+def test_the_section_stays_when_captured_output_is_left_out(
+    pytester: pytest.Pytester, show: str
+) -> None:
+    """``--show-capture`` quiets what the code under test printed or logged (torch's debug
+    logs); the cachemock section is part of the failure and stays, right after the traceback."""
+    make_app(pytester)
+    pytester.makepyfile(
+        """
+        import logging
+        import sys
+        import shopapp
+        from pytest_cachemock import Stats
+
+        def test_fails(global_stats):
+            logging.getLogger("noisy").warning("%s log line", "library")
+            print("library", "stderr line", file=sys.stderr)
+            shopapp.render("home")
+            assert global_stats.pages == Stats(puts=1, hits=1)
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--show-capture={show}")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E       assert *",
+            "*- cachemock (call) -*",
+            "global_stats.pages == Stats(puts=1, hits=1, misses=0) failed;*",
+            "Cache stats:",
+            "  pages  puts=1, hits=0, misses=1",
+        ]
+    )
+    out = result.stdout.str()
+    assert ("library log line" in out) is (show == "log")
+    assert ("library stderr line" in out) is (show == "stderr")

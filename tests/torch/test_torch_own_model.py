@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,11 +50,14 @@ def test_own_model_twice_in_a_row_leaves_the_real_cache_dir_alone(
     monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
     pytester.makepyfile(test_own_model=source)
     pytester.makeini("[pytest]\n")  # no profile configured
-    made = set(os.listdir(tempfile.gettempdir()))
+    # The runs' temporary directory of their own: other processes (this one too) keep their
+    # cachemock-inductor-* directory in the shared one until they exit.
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     for _ in range(2):
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
         result.assert_outcomes(passed=tests)
     assert listing(real) == before
-    # The directories the tests compiled in are gone.
-    left = set(os.listdir(tempfile.gettempdir())) - made
-    assert [name for name in left if name.startswith("cachemock-inductor-")] == []
+    # The directories the tests compiled in are gone, with the runs' one above them.
+    assert [name for name in os.listdir(temp) if name.startswith("cachemock-inductor-")] == []

@@ -99,12 +99,77 @@ def test_hygiene_under_pytest(pytester: pytest.Pytester, how: str) -> None:
     result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*- cachemock (call) -*",
+            "*AssertionError: on purpose",
+            "*- cachemock (call) -*",  # right after the traceback
             "Cache stats:",
             "  autotune_remote * puts=0, hits=0, misses=1",
-            "*AssertionError: on purpose",
         ]
     )
+
+
+OUTAGE = """
+import torch
+from torch import nn
+
+from pytest_cachemock import Stats
+
+
+def test_an_outage_counted_wrong(patch_caches, global_stats):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+    patch_caches.enable("fx_graph")
+    patch_caches.fail("fx_graph", on="get")
+    torch.compile(model)(torch.randn(2, 8))
+    assert global_stats.fx_graph == Stats(puts=1, misses=1)  # wrong: the get failed
+"""
+
+# What the cachemock section of that failure holds, line by line, and nothing else.
+OUTAGE_SECTION = [
+    "global_stats.fx_graph == Stats(puts=1, hits=0, misses=1) failed; "
+    "actual Stats(puts=1, hits=0, misses=0, errors=1):",
+    "  misses: expected 1, got 0",
+    "  errors: expected 0, got 1",
+    "Cache stats:",
+    "  autotune_local    puts=0, hits=0, misses=0",
+    "  autotune_remote   puts=0, hits=0, misses=0",
+    "  bundled_autotune  puts=0, hits=0, misses=0",
+    "  fx_graph          puts=1, hits=0, misses=0, errors=1",
+    "  aot_autograd      puts=0, hits=0, misses=0",
+    "  dynamo_pgo        puts=0, hits=0, misses=0",
+    "Cache entries:",
+    "  fx_graph:",
+    "    'pt2:fx-graph-v1::*:c1': b'{\"data\": \"*... (* chars)",
+]
+
+
+def test_a_failing_compile_with_an_injected_fault_keeps_the_section_ours(
+    pytester: pytest.Pytester,
+) -> None:
+    """torch logs a lot while it compiles (debug trace lines, a traceback for the injected
+    fault); pytest shows it in its captured sections. The cachemock section comes right after
+    the failure's traceback, before them, and holds our lines only (that it stays under
+    --show-capture=no: tests/plugin/test_plugin_reports.py)."""
+    from fnmatch import fnmatch
+
+    pytester.makepyfile(test_outage=OUTAGE)
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    lines = result.outlines
+    start = lines.index(next(line for line in lines if "- cachemock (call) -" in line))
+    assert lines[start - 1].startswith("test_outage.py:"), "not right after the traceback"
+    section = lines[start + 1 : start + 1 + len(OUTAGE_SECTION)]
+    after = lines[start + 1 + len(OUTAGE_SECTION)]
+    assert [fnmatch(line, want) for line, want in zip(section, OUTAGE_SECTION)] == [True] * len(
+        OUTAGE_SECTION
+    ), "\n".join(section)
+    assert after.startswith("----"), after
+    assert "Captured" in after, after
+    # torch's noise is there, in pytest's captured sections, and none of it in ours.
+    text = "\n".join(lines)
+    assert text.count("torch.__trace") > 50
+    assert "FxGraphCache unable to load compiled graph" in text  # with its traceback
+    assert not any("torch" in line or "Traceback" in line for line in section)
 
 
 def test_profile_without_torch_is_a_usage_error(pytester: pytest.Pytester) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -120,6 +121,8 @@ def test_mock_is_torchs_backend_and_stores_the_encoded_json() -> None:
         stat = rc.cache_stats._stats.get(name, rc._CacheStat())
         return (stat.put, stat.hit, stat.miss, stat.exception)
 
+    with PatchCaches(registry=registry):
+        rc.RemoteFxGraphCache("fx-graph-v1").get("before")  # counted before the block
     before = {name: counts(name) for name in ("RemoteFxGraphCache", "fx_graph")}
     with PatchCaches(registry=registry) as patch:
         cache = rc.RemoteFxGraphCache("fx-graph-v1")
@@ -133,6 +136,14 @@ def test_mock_is_torchs_backend_and_stores_the_encoded_json() -> None:
         # torch's own counters kept counting, for the controller and (as torch's mock) the kind.
         for name, old in before.items():
             assert [n - o for n, o in zip(counts(name), old)] == [1, 1, 1, 0]
+        # library_stats() shows them next to ours, as what this block did (not since the
+        # process started: the counts before the block are left out).
+        once = {"hit": 1, "miss": 1, "put": 1, "exception": 0}
+        assert patch.library_stats() == {
+            "mock:fx_graph": once,
+            "torch:RemoteFxGraphCache": once,
+            "torch:fx_graph": once,
+        }
         # Faults armed on the kind reach torch, which counts them as exceptions.
         patch.fail("fx_graph", on="get", times=1)
         with pytest.raises(ConnectionError, match="injected failure on get of kind 'fx_graph'"):
@@ -532,8 +543,10 @@ def test_each_patch_caches_gets_its_own_inductor_cache_dir(
     with PatchCaches(registry=registry, switches="off") as patch:
         mine = os.environ["TORCHINDUCTOR_CACHE_DIR"]
         assert mine != str(tmp_path / "users-own")
-        assert os.listdir(mine) == []
+        # Not made until torch uses it: Inductor's cache_dir() makes it, empty.
+        assert not os.path.exists(mine)
         assert cache_dir() == mine
+        assert os.listdir(mine) == []
         assert os.environ["TRITON_CACHE_DIR"] == os.path.join(mine, "triton")
         patch.enable("fx_graph")  # later: the same directory
         with PatchCaches(registry=registry, switches="off"):  # nested: the same directory
@@ -545,11 +558,45 @@ def test_each_patch_caches_gets_its_own_inductor_cache_dir(
     assert "TRITON_CACHE_DIR" not in os.environ
     assert not (tmp_path / "users-own").exists()
 
+    # The next one gets another path, under the same directory of the process; one whose
+    # test never compiled leaves nothing to remove.
+    with PatchCaches(registry=registry, switches="off"):
+        other = os.environ["TORCHINDUCTOR_CACHE_DIR"]
+        assert other != mine
+        assert os.path.dirname(other) == os.path.dirname(mine)
+        assert not os.path.exists(other)
+    assert not os.path.exists(other)
+    assert os.listdir(os.path.dirname(mine)) == []
+
     # No directory set: none is left set (torch's cache_dir() sets the variable when unset).
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
     with PatchCaches(registry=registry, switches="off"):
         cache_dir()
     assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ
+
+
+def test_the_processs_cache_dir_base_goes_at_exit_and_not_with_a_forked_child(
+    tmp_path: Any,
+) -> None:
+    code = (
+        "import os, sys\n"
+        "import torch\n"
+        "from torch._inductor.runtime.cache_dir_utils import cache_dir\n"
+        "from pytest_cachemock import PatchCaches\n"
+        "with PatchCaches(switches='off'):\n"
+        "    mine = cache_dir()\n"
+        "base = os.path.dirname(mine)\n"
+        "assert not os.path.exists(mine)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    sys.exit(0)  # a child that leaves through atexit\n"
+        "os.waitpid(pid, 0)\n"
+        "assert os.path.isdir(base), 'the forked child removed it'\n"
+        "print(base)\n"
+    )
+    base = _run_outside_the_project(code, tmp_path).strip()
+    assert os.path.basename(base).startswith("cachemock-inductor-")
+    assert not os.path.exists(base)
 
 
 def test_a_fresh_cache_entered_before_and_left_before_the_patch_caches(
