@@ -136,27 +136,25 @@ class _ModuleGroup:
     def counts(self) -> dict[str, tuple[int, int, int]]:
         infos = self.frozen
         if infos is None:
-            infos = [info() for info, _ in self.target.calls]
+            infos = [info() for info in self.target.infos]
         return {kind: _counts(info) for kind, info in zip(self.target.kinds, infos)}
 
     def reset(self) -> None:
         if self.frozen is None:
-            for _, clear in self.target.calls:
+            for clear in self.target.clears:
                 clear()
 
     def close(self) -> None:
         if self.frozen is None:
-            frozen: list[Any] = []
-            keep = frozen.append
-            for info, clear in self.target.calls:
-                keep(info())
+            target = self.target
+            self.frozen = [info() for info in target.infos]
+            for clear in target.clears:
                 clear()
-            self.frozen = frozen
 
     def empty(self) -> None:
         """The install's undo: empty every function (done already when the box closed)."""
         if self.frozen is None:
-            for _, clear in self.target.calls:
+            for clear in self.target.clears:
                 clear()
 
 
@@ -168,10 +166,11 @@ class _ModuleTarget(Target):
         super().__init__(None, "cache_clear", _no_mock, origin)
         self.kinds = [kind for kind, _ in members]
         # Bound once: a box closes at every stop, and reads each of them.
-        self.calls = [(fn.cache_info, fn.cache_clear) for _, fn in members]
+        self.infos = [fn.cache_info for _, fn in members]
+        self.clears = [fn.cache_clear for _, fn in members]
 
     def install(self, kind: str) -> Undo:
-        for _, clear in self.calls:
+        for clear in self.clears:
             clear()
         box = getattr(_store.local, "box", None)
         if box is None or box.closed:
