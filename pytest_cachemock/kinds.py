@@ -277,6 +277,8 @@ def _find_module(entry: ProfileEntry) -> None:
 
 
 _Scan = Callable[[Any, ProfileEntry], Iterable[tuple[str, Iterable[Target]]]]
+# The one target that installs the targets of several kinds of a module at once.
+_Group = Callable[[list[tuple[str, list[Target]]]], Target]
 
 
 class _ModuleKinds:
@@ -284,9 +286,10 @@ class _ModuleKinds:
     level, looked for when kinds are first read after the module is (or is made) imported, so
     a module imported late counts; looked for again after it is reloaded."""
 
-    def __init__(self, entry: ProfileEntry, scan: _Scan) -> None:
+    def __init__(self, entry: ProfileEntry, scan: _Scan, group: _Group | None = None) -> None:
         self.entry = entry
         self.scan = scan
+        self.group = group
         self._module: Any = None
         self._kinds: dict[str, CacheKind] = {}
 
@@ -421,6 +424,10 @@ class CacheKind:
     ) -> None:
         self.name = name
         self.targets = list(targets)
+        # What PatchCaches installs: the targets, but for the kinds of a whole module that
+        # the profile installs as one group (see Registry.add_module): the group's target on
+        # the first of them, nothing on the others.
+        self.installs: list[Target] = self.targets
         self.switches = list(switches)
         self.origin = origin
         self.recompute = recompute
@@ -624,10 +631,15 @@ class Registry:
             raise _taken(name, entry, other)
         return self.add(name, targets=list(targets), origin=entry.origin)
 
-    def add_module(self, entry: ProfileEntry, scan: _Scan) -> None:
+    def add_module(self, entry: ProfileEntry, scan: _Scan, group: _Group | None = None) -> None:
         """Declare the kinds of a whole-module entry: what ``scan(module, entry)`` finds,
-        (name, targets) pairs, looked for when kinds are read (see ``_ModuleKinds``)."""
-        self._modules.append(_ModuleKinds(entry, scan))
+        (name, targets) pairs, looked for when kinds are read (see ``_ModuleKinds``).
+
+        With ``group``, the kinds the module keeps are installed as one: ``group([(name,
+        targets), ...])`` makes the one target that installs them all (a hundred lru_cache
+        functions cost one install, not a hundred).
+        """
+        self._modules.append(_ModuleKinds(entry, scan, group))
         self._merged = None
 
     def autoload(self) -> None:
@@ -653,6 +665,7 @@ class Registry:
             # A cache an entry of its own names keeps that kind: a module's scan skips it.
             named = {(id(t.obj), t.attr) for kind in self._declared.values() for t in kind.targets}
             for source, kinds in zip(self._modules, found or ()):
+                kept: list[CacheKind] = []
                 for name, kind in kinds.items():
                     if all((id(t.obj), t.attr) in named for t in kind.targets):
                         continue
@@ -660,7 +673,19 @@ class Registry:
                     other = merged.get(name)
                     if other is not None:
                         raise _taken(name, source.entry, other)
-                    merged[name] = kind
+                    kept.append(kind)
+                if source.group is not None and kept:
+                    # Copies (the module's own kinds stay as scanned): one install for all.
+                    kept = [
+                        CacheKind(k.name, k.targets, k.switches, k.origin, k.recompute, k.compare)
+                        for k in kept
+                    ]
+                    leader = source.group([(k.name, k.targets) for k in kept])
+                    for k in kept:
+                        k.installs = []
+                    kept[0].installs = [leader]
+                for kind in kept:
+                    merged[kind.name] = kind
             for kind_name, target in discovery.discovered():
                 origin = f"{_describe(target)} (kind = {kind_name!r})"
                 existing = merged.get(kind_name)
@@ -677,7 +702,10 @@ class Registry:
                         existing.recompute,
                         existing.compare,
                     )
-                existing.targets.append(_DiscoveredTarget(target, origin))
+                found_target = _DiscoveredTarget(target, origin)
+                existing.targets.append(found_target)
+                if existing.installs is not existing.targets:  # a module's grouped kind
+                    existing.installs.append(found_target)
             self._merged = merged
             self._merged_at = version
         return merged

@@ -345,7 +345,7 @@ class PatchCaches:
         keep = self.switches == "keep"
         layer = _Layer()
         steps: list[tuple[Callable[[Any], Undo], Any]] = [
-            (target.install, kind.name) for kind in kinds.values() for target in kind.targets
+            (target.install, kind.name) for kind in kinds.values() for target in kind.installs
         ]
         steps += [
             (switch.set, on)

@@ -120,6 +120,86 @@ class LruTarget(Target):
         return f"<LruTarget {self.where} from {self.origin}>"
 
 
+class _ModuleGroup:
+    """The lru_cache functions of a whole module installed in one box (see ``_Group``).
+
+    Closing the box reads each function's ``cache_info()`` and empties it in one pass; the
+    undo that runs next has nothing left to do.
+    """
+
+    __slots__ = ("frozen", "target")
+
+    def __init__(self, target: _ModuleTarget) -> None:
+        self.target = target
+        self.frozen: list[Any] | None = None
+
+    def counts(self) -> dict[str, tuple[int, int, int]]:
+        infos = self.frozen
+        if infos is None:
+            infos = [info() for info in self.target.infos]
+        return {kind: _counts(info) for kind, info in zip(self.target.kinds, infos)}
+
+    def reset(self) -> None:
+        if self.frozen is None:
+            for clear in self.target.clears:
+                clear()
+
+    def close(self) -> None:
+        if self.frozen is None:
+            target = self.target
+            self.frozen = [info() for info in target.infos]
+            for clear in target.clears:
+                clear()
+
+    def empty(self) -> None:
+        """The install's undo: empty every function (done already when the box closed)."""
+        if self.frozen is None:
+            for clear in self.target.clears:
+                clear()
+
+
+class _ModuleTarget(Target):
+    """The lru_cache functions of a whole module, installed as one: one target, one polled
+    group and one undo for all of them, however many (see ``Registry.add_module``)."""
+
+    def __init__(self, members: list[tuple[str, Any]], origin: str) -> None:
+        super().__init__(None, "cache_clear", _no_mock, origin)
+        self.kinds = [kind for kind, _ in members]
+        # Bound once: a box closes at every stop, and reads each of them.
+        self.infos = [fn.cache_info for _, fn in members]
+        self.clears = [fn.cache_clear for _, fn in members]
+
+    def install(self, kind: str) -> Undo:
+        for clear in self.clears:
+            clear()
+        box = getattr(_store.local, "box", None)
+        if box is None or box.closed:
+            box = _store.box()
+        for source in box.polled:  # installed again in this box (a stop out of order)
+            if type(source) is _ModuleGroup and source.target is self and not box.closed:
+                group = source
+                break
+        else:
+            group = _ModuleGroup(self)
+            if not box.closed:  # a closed box's counts are frozen: it counts nothing more
+                box.poll(group)
+        undo: Undo = group.empty
+        return undo
+
+    def spot(self) -> tuple[Any, str] | None:
+        return None  # writes no attribute
+
+    def __repr__(self) -> str:
+        return f"<LruTarget of {len(self.kinds)} functions from {self.origin}>"
+
+
+def _group(kinds: list[tuple[str, list[Target]]]) -> Target:
+    """The one target installing every lru_cache function a whole-module entry kept."""
+    members = [(name, target.obj) for name, targets in kinds for target in targets]
+    origin = kinds[0][1][0].origin if kinds and kinds[0][1] else ""
+    return _ModuleTarget(members, origin)
+
+
 def _no_mock(kind: str) -> Any:
     raise AssertionError("an LruTarget installs no mock")
 
@@ -163,7 +243,7 @@ def register_kinds(registry: Registry, *, origin: str, entries: list[ProfileEntr
     for entry in entries:
         if entry.attribute is None:
             _find_module(entry)
-            registry.add_module(entry, _scan)
+            registry.add_module(entry, _scan, _group)
             continue
         value = _entry_value(entry)
         if not is_lru_cache(value):
