@@ -67,3 +67,23 @@ def no_gc() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+def package_at(commit: str, into: str) -> str | None:
+    """This repository's package as it was at ``commit``, unpacked under ``into`` (returned),
+    for a benchmark's "before" column; None, with a note, where there is no git history."""
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        archive = subprocess.run(
+            ["git", "-C", root, "archive", commit, "pytest_cachemock"],
+            check=True,
+            capture_output=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"no 'before' column: cannot take {commit} from git ({exc})")
+        return None
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return into

@@ -33,6 +33,11 @@ import tempfile
 import textwrap
 import time
 
+try:
+    from ._timing import package_at
+except ImportError:  # run as a script: python benchmarks/<this file>
+    from _timing import package_at  # type: ignore[import-not-found,no-redef]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # The parent of "issue 17, step 1" (b95906c), which moved the stores to _store.py.
@@ -94,21 +99,6 @@ print(json.dumps(out))
 """
 
 
-def _before_tree(commit: str, into: str) -> str | None:
-    """The package at ``commit`` unpacked under ``into`` (its path), or None without git."""
-    try:
-        archive = subprocess.run(
-            ["git", "-C", ROOT, "archive", commit, "pytest_cachemock"],
-            check=True,
-            capture_output=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"no 'before' column: cannot take {commit} from git ({exc})")
-        return None
-    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
-    return into
-
-
 def _measure(column: str, n: int, path: str) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=path)
     env.pop("CACHEMOCK_SHARED", None)
@@ -167,7 +157,7 @@ def main() -> None:
     scratch = tempfile.mkdtemp(prefix="bench-isolation-")
     try:
         columns = {"thread": ROOT, "process": ROOT, "shared": ROOT, "LogBackend": ROOT}
-        before = _before_tree(args.before, scratch)
+        before = package_at(args.before, scratch)
         if before is not None:
             columns = {"before": before, **columns}
         samples: dict[str, dict[str, list[float]]] = {c: {"get": [], "put": []} for c in columns}

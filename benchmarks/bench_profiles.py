@@ -31,6 +31,11 @@ import tempfile
 import textwrap
 import time
 
+try:
+    from ._timing import package_at
+except ImportError:  # run as a script: python benchmarks/<this file>
+    from _timing import package_at  # type: ignore[import-not-found,no-redef]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FUNCTIONS = 100
@@ -94,21 +99,6 @@ print(json.dumps({
 """
 
 
-def _tree(commit: str, into: str) -> str | None:
-    """The package at ``commit`` unpacked under ``into`` (its path), or None without git."""
-    try:
-        archive = subprocess.run(
-            ["git", "-C", ROOT, "archive", commit, "pytest_cachemock"],
-            check=True,
-            capture_output=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        print(f"no 'before' column: cannot take {commit} from git ({exc})")
-        return None
-    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
-    return into
-
-
 def _child(path: str, modules: str, n: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, modules]))
     env.pop("CACHEMOCK_SHARED", None)
@@ -136,7 +126,7 @@ def bench_start_stop(n: int, rounds: int, before: str | None) -> dict[str, float
         if before is not None:
             old = os.path.join(scratch, "before")
             os.mkdir(old)
-            if _tree(before, old) is not None:
+            if package_at(before, old) is not None:
                 trees = {f"before ({before})": old, **trees}
         samples: dict[str, list[float]] = {}
         for _ in range(rounds):
