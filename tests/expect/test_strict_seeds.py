@@ -209,7 +209,8 @@ def test_a_bad_forbid_puts_marker_stops_the_run(
             pass
         """
     )
-    result = app.runpytest("-p", "no:cacheprovider")
+    # In a child: the known kinds listed are this run's, not those other tests left alive here.
+    result = app.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 

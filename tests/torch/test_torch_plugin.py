@@ -159,10 +159,18 @@ def test_a_failing_compile_with_an_injected_fault_keeps_the_section_ours(
     start = lines.index(next(line for line in lines if "- cachemock (call) -" in line))
     assert lines[start - 1].startswith("test_outage.py:"), "not right after the traceback"
     section = lines[start + 1 : start + 1 + len(OUTAGE_SECTION)]
-    after = lines[start + 1 + len(OUTAGE_SECTION)]
+    end = start + 1 + len(OUTAGE_SECTION)
     assert [fnmatch(line, want) for line, want in zip(section, OUTAGE_SECTION)] == [True] * len(
         OUTAGE_SECTION
     ), "\n".join(section)
+    # Then the test's operation log (issue 20): a heading and one indented line per operation.
+    assert lines[end].startswith("Cache operations ("), lines[end]
+    log = [end]
+    while lines[log[-1] + 1].startswith("  "):
+        log.append(log[-1] + 1)
+    assert len(log) >= 2, lines[end : end + 3]
+    section += [lines[i] for i in log]
+    after = lines[log[-1] + 1]
     assert after.startswith("----"), after
     assert "Captured" in after, after
     # torch's noise is there, in pytest's captured sections, and none of it in ours.
