@@ -17,7 +17,7 @@ from . import _expect, _state, _verify, counters
 from ._oplog import CacheLog, OpLog
 from ._report import render_report
 from ._spots import Undo, _ours, _read, _restore, _same, _write
-from .errors import KindConfigError, UnknownKindUsageError, _unknown_kind
+from .errors import KindConfigError, UnknownKindUsageError, UserError, _unknown_kind
 from .kinds import CacheKind, Registry, Switch, Target
 from .mock import Fault, KindRecord, current_store
 from .stats import KindStats, Stats
@@ -564,8 +564,6 @@ class PatchCaches:
         # A layer that keeps its own entries (a cachetools cache) stores them its own way.
         if [target for target in targets if target.seed(mapping)]:
             if strict:
-                from .errors import UserError
-
                 raise UserError(
                     f"seed({kind!r}, ..., strict=True): this kind keeps its entries in its own "
                     "cache, whose reads are not in the test's log; seed it without strict"
@@ -584,8 +582,6 @@ class PatchCaches:
         for target in targets:
             why = target.refuses(op)
             if why is not None:
-                from .errors import UserError
-
                 raise UserError(f"{op}({kind!r}, ...): {why}")
         return targets
 

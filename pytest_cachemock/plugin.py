@@ -71,6 +71,8 @@ _MARKER_ARGS: dict[str, Callable[[object], None]] = {
     "verify": _check_verify,
     "forbid_puts": _check_forbid_puts,
 }
+# Marker arguments that name kinds (one name, or a list): each name must be a known kind.
+_KIND_ARGS = ("enable", "verify", "forbid_puts")
 # Marker arguments that are not PatchCaches arguments: the fixture applies them after start.
 _AFTER_START = ("forbid_puts",)
 
@@ -436,12 +438,8 @@ def _check_kinds(
             problems.setdefault(f"ini option cachemock_verify: {_unknown_kind(name, known)}", [])
     for item in using:
         options = item.stash[_OPTIONS]
-        verify = options.get("verify", ())
-        for arg, names in (
-            ("enable", options.get("enable", ())),
-            ("verify", verify),
-            ("forbid_puts", options.get("forbid_puts", ())),
-        ):
+        for arg in _KIND_ARGS:
+            names = options.get(arg, ())
             for name in () if isinstance(names, bool) else names:
                 if name not in known:
                     message = f"@pytest.mark.cachemock({arg}=...): {_unknown_kind(name, known)}"
@@ -508,7 +506,7 @@ def _marker_options(node: pytest.Item) -> dict[str, Any]:
     for marker in node.iter_markers("cachemock"):
         _check_marker(marker)
         options = {**marker.kwargs, **options}
-    for arg in ("enable", "verify", "forbid_puts"):
+    for arg in _KIND_ARGS:
         if isinstance(options.get(arg), str):
             options[arg] = (options[arg],)
     return options
