@@ -443,6 +443,7 @@ class _SharedRecord(KindRecord):
         self._ctl = disk.ctl
         self._fault_at = _FAULTS + slot
         self.entries = _Entries(disk, slot)  # type: ignore[assignment]
+        self.log = box.oplog.ring  # this process's operations go to the box's log
 
     puts = _counter(0)
     hits = _counter(1)

@@ -357,12 +357,7 @@ class ThreadStore:
         """This thread's record of ``kind`` in its box, made on first use."""
         box = self.box()
         records: dict[str, KindRecord] = self.local.records
-        found = box.record(kind, records)
-        try:
-            found.log  # noqa: B018 - a record made without KindRecord.__init__ (shared mode)
-        except AttributeError:
-            found.log = box.oplog.ring
-        return found
+        return box.record(kind, records)
 
     def records(self) -> dict[str, KindRecord]:
         """Every kind of this thread's box, the counters of all its threads summed, with the
