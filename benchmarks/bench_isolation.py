@@ -53,10 +53,14 @@ value = b'{"v": 1}'
 
 
 def per_op(fn):
+    # The best of five runs: a child's one sample is what the machine let it have.
     fn(min(n, 10_000))
-    t0 = time.perf_counter_ns()
-    fn(n)
-    return (time.perf_counter_ns() - t0) / n
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter_ns()
+        fn(n)
+        best = min(best, (time.perf_counter_ns() - t0) / n)
+    return best
 
 
 def loops(get, put):
@@ -100,7 +104,9 @@ print(json.dumps(out))
 
 
 def _measure(column: str, n: int, path: str) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=path)
+    # One hash seed for every child: the dicts of the keys then lay out alike in each column
+    # (with random seeds, collisions alone moved one column against another by 20%).
+    env = dict(os.environ, PYTHONPATH=path, PYTHONHASHSEED="0")
     env.pop("CACHEMOCK_SHARED", None)
     done = subprocess.run(
         [sys.executable, "-c", _WORKER, column, str(n)],
@@ -169,18 +175,21 @@ def main() -> None:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    median = {c: {op: statistics.median(v) for op, v in ops.items()} for c, ops in samples.items()}
-    print(f"\nOne mock operation per isolation mode, ns (median of {rounds} rounds of {n}):")
-    print(f"  {'column':<12} {'get':>8} {'put':>8}")
-    for column, ops in median.items():
-        print(f"  {column:<12} {ops['get']:8.1f} {ops['put']:8.1f}")
-    for op in ("get", "put"):
-        if "before" in median:
-            for mode, budget in (("thread", 1.1), ("process", 1.5)):
-                ratio = median[mode][op] / median["before"][op]
-                print(f"  {mode}/before {op}: {ratio:.2f}  (budget <= {budget})")
-        ratio = median["shared"][op] / median["LogBackend"][op]
-        print(f"  shared/LogBackend {op}: {ratio:.2f}  (budget <= 1.0)")
+    # A child's speed is bimodal on these machines (the same code in two processes can differ
+    # by half), so the budgets compare the best child of each column; medians are shown too.
+    for name, stat in (("best", min), ("median", statistics.median)):
+        table = {c: {op: stat(v) for op, v in ops.items()} for c, ops in samples.items()}
+        print(f"\nOne mock operation per mode, ns ({name} of {rounds} children, {n} ops):")
+        print(f"  {'column':<12} {'get':>8} {'put':>8}")
+        for column, ops in table.items():
+            print(f"  {column:<12} {ops['get']:8.1f} {ops['put']:8.1f}")
+        for op in ("get", "put"):
+            if "before" in table:
+                for mode, budget in (("thread", 1.1), ("process", 1.5)):
+                    ratio = table[mode][op] / table["before"][op]
+                    print(f"  {mode}/before {op}: {ratio:.2f}  (budget <= {budget})")
+            ratio = table["shared"][op] / table["LogBackend"][op]
+            print(f"  shared/LogBackend {op}: {ratio:.2f}  (budget <= 1.0)")
 
     if args.no_suite:
         return
