@@ -87,3 +87,19 @@ def package_at(commit: str, into: str) -> str | None:
         return None
     subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
     return into
+
+
+def pytest_seconds(directory: str, args: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds one quiet ``python -m pytest`` run over ``directory`` takes (it must pass)."""
+    import subprocess
+    import sys
+
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=directory,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    return time.perf_counter() - t0

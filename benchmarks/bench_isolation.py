@@ -31,12 +31,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 try:
-    from ._timing import package_at
+    from ._timing import package_at, pytest_seconds
 except ImportError:  # run as a script: python benchmarks/<this file>
-    from _timing import package_at  # type: ignore[import-not-found,no-redef]
+    from _timing import package_at, pytest_seconds  # type: ignore[import-not-found,no-redef]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -129,17 +128,6 @@ def test_trivial(i):
 """
 
 
-def _suite_seconds(directory: str, extra: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", *extra],
-        cwd=directory,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - t0
-
-
 def bench_xdist_suite(count: int, rounds: int) -> tuple[float, float]:
     """Best seconds of the suite under -n 2: (plugin disabled, plugin installed)."""
     with tempfile.TemporaryDirectory() as directory:
@@ -147,8 +135,8 @@ def bench_xdist_suite(count: int, rounds: int) -> tuple[float, float]:
             f.write(textwrap.dedent(_SUITE.format(count=count)))
         off, on = [], []
         for _ in range(rounds):
-            off.append(_suite_seconds(directory, ["-p", "no:cachemock"]))
-            on.append(_suite_seconds(directory, []))
+            off.append(pytest_seconds(directory, ["-n", "2", "-p", "no:cachemock"]))
+            on.append(pytest_seconds(directory, ["-n", "2"]))
     return min(off), min(on)
 
 

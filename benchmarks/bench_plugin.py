@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
-import time
 from typing import Any, Callable
 
 try:
-    from ._timing import per_op
+    from ._timing import per_op, pytest_seconds
 except ImportError:  # run as a script: python benchmarks/bench_plugin.py
-    from _timing import per_op  # type: ignore[import-not-found,no-redef]
+    from _timing import per_op, pytest_seconds  # type: ignore[import-not-found,no-redef]
 
 
 # -- mock get/put ----------------------------------------------------------------------------------
@@ -194,17 +192,6 @@ def test_trivial(i, patch_caches):
 """
 
 
-def run_suite(directory: str, args: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=directory,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - t0
-
-
 def bench_suite(count: int, rounds: int) -> dict[str, float]:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as plain, tempfile.TemporaryDirectory() as using:
@@ -214,9 +201,9 @@ def bench_suite(count: int, rounds: int) -> dict[str, float]:
             f.write(textwrap.dedent(SUITE_USING.format(count=count)))
         off, on, use = [], [], []
         for _ in range(rounds):  # interleaved, so drift hits all three alike
-            off.append(run_suite(plain, ["-p", "no:cachemock"]))
-            on.append(run_suite(plain, []))
-            use.append(run_suite(using, []))
+            off.append(pytest_seconds(plain, ["-p", "no:cachemock"]))
+            on.append(pytest_seconds(plain, []))
+            use.append(pytest_seconds(using, []))
         results["suite, -p no:cachemock (s)"] = min(off)
         results["suite, plugin installed (s)"] = min(on)
         results["suite, every test uses patch_caches (s)"] = min(use)

@@ -29,12 +29,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 try:
-    from ._timing import package_at
+    from ._timing import package_at, pytest_seconds
 except ImportError:  # run as a script: python benchmarks/<this file>
-    from _timing import package_at  # type: ignore[import-not-found,no-redef]
+    from _timing import package_at, pytest_seconds  # type: ignore[import-not-found,no-redef]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -153,15 +152,8 @@ def test_trivial(i{fixture}):
 
 
 def _suite(directory: str, args: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=directory,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, directory])),
-    )
-    return time.perf_counter() - t0
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, directory]))
+    return pytest_seconds(directory, args, env)
 
 
 def bench_suite(count: int, rounds: int) -> dict[str, float]:
