@@ -315,7 +315,7 @@ class _Session:
             (book.rewritten, f"rewrote {{n}} snapshot{{s}} whose cache traffic changed ({mode}):"),
             (
                 unused,
-                "{n} snapshot file{s} that no collected test maps to (remove them, or run "
+                "{n} snapshot file{s} that no collected test maps to (remove {it}, or run "
                 "with --cachemock-snapshot=all):",
             ),
             (book.removed, f"removed {{n}} unused snapshot file{{s}} ({mode}):"),
@@ -323,7 +323,10 @@ class _Session:
         for paths, head in groups:
             if not paths:
                 continue
-            terminalreporter.write_line(head.format(n=len(paths), s="s" if len(paths) != 1 else ""))
+            many = len(paths) != 1
+            terminalreporter.write_line(
+                head.format(n=len(paths), s="s" if many else "", it="them" if many else "it")
+            )
             for path in sorted(map(str, paths)):
                 terminalreporter.write_line(f"  {_snapshot._shown(Path(path), root)}")
 
