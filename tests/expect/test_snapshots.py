@@ -807,3 +807,41 @@ def test_the_docs_unused_listing_and_hook_are_as_shown(pytester: pytest.Pytester
     pytester.makepyfile(test_prices=_doc_block("# test_prices.py").replace('"A-1"', '"A-Big"'))
     _run(pytester).assert_outcomes(passed=2)
     assert "'prices::a-big:v1'" in _snap(pytester, "test_quote_twice.txt").read_text()
+
+
+def test_errors_md_lists_the_snapshot_messages() -> None:
+    def flat(text: str) -> str:
+        return " ".join(text.replace("`", "").split())
+
+    page = flat((ROOT / "docs" / "errors.md").read_text(encoding="utf-8"))
+    messages = [
+        "cachemock: option --cachemock-snapshot=sometimes: not a snapshot mode; choose one of "
+        "none (compare, never write), new (write missing snapshots, compare the others), all "
+        "(rewrite every snapshot, remove unused ones)",
+        "cachemock: ini option cachemock_snapshot = 'always': not a snapshot mode;",
+        "cachemock: ini option cachemock_snapshot_rules, rule 2 ('session-[0-9]+'): no '=>'; "
+        "write one rule a line, REGEX => REPLACEMENT, such as 'session-[0-9]+ => session-<n>'",
+        "rule 1 ('(unclosed => x'): '(unclosed' is not a valid regular expression (missing ), "
+        "unterminated subpattern at position 0)",
+        "rule 1 ('a(b) => \\\\2'): the replacement '\\\\2' does not fit the regex (invalid group "
+        "reference 2 at position 1)",
+        "rule 1 ('=> x'): the regex before '=>' is empty",
+        "@pytest.mark.cachemock: snapshot='sort': give True (the operations in the order they "
+        "ran), 'sorted' (the operations compared in sorted order, for threads whose order "
+        "varies) or False",
+        "cachemock: the cache traffic of this test differs from its snapshot "
+        "(__cachemock__/test_prices/test_quote_twice.txt):",
+        "If the change is expected, rewrite the snapshot by running the test with "
+        "--cachemock-snapshot=all.",
+        "cachemock: this test takes a snapshot of its cache traffic, and there is none at "
+        "__cachemock__/test_prices/test_quote_twice.txt (--cachemock-snapshot=none: the default "
+        "when CI=true). Record it by running the test with --cachemock-snapshot=new, and commit "
+        "the file.",
+        "cachemock: this test takes a snapshot of its cache traffic, but its operation log let 1 "
+        "early operations go (it keeps the last 2); raise the ini option cachemock_log_size "
+        "above the test's 3 operations",
+        "cachemock: pytest_cachemock_snapshot_key(kind='prices', key='prices::A-1:v1') returned "
+        "42; return a str (the key to write) or None (leave the key to the rules)",
+    ]
+    missing = [m for m in messages if flat(m) not in page]
+    assert not missing
