@@ -60,8 +60,12 @@ _UUID = re.compile(
 _ID = re.compile(_ALNUM_START + r"0x[0-9a-fA-F]{6,}" + _ALNUM_END)
 _RUN = re.compile(_ALNUM_START + r"[0-9A-Za-z]{16,}" + _ALNUM_END)
 _DIGIT = re.compile(r"[0-9]")
-# What ends a path component in a key: a separator, or what keys join paths with.
-_COMPONENT = r"(?:[/\\][^/\\\s'\"`:;,|]+)?"
+# A temporary directory in a key: not inside a longer path (``/var/tmp`` is not ``/tmp``),
+# then the name right under it, or the directory's own end. What ends a name: a separator,
+# or what keys join paths with.
+_NAME = r"[^/\\\s'\"`:;,|]"
+_BEFORE = r"(?<![^\s'\"`:;,|=(\[{<])"
+_AFTER = r"(?:[/\\]" + _NAME + r"+|(?!" + _NAME + r"))"
 
 
 def _is_hash(run: str) -> bool:
@@ -171,8 +175,9 @@ class Normaliser:
         self.rules = list(rules)
         self.key_hook = key_hook
         self.numbered = numbered
+        longest = sorted(roots, key=len, reverse=True)  # the first that matches wins
         self._tmp = (
-            re.compile("(?:" + "|".join(map(re.escape, roots)) + ")" + _COMPONENT)
+            re.compile(_BEFORE + "(?:" + "|".join(map(re.escape, longest)) + ")" + _AFTER)
             if roots
             else None
         )
@@ -285,8 +290,10 @@ def check(
     text = file_text(nodeid, lines, sort)
     try:
         old: str | None = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file (a file where a directory goes)
         old = None
+    except OSError as exc:  # a directory at its name, no permission
+        return Result("failed", f"cachemock: cannot read the snapshot {shown}: {exc}")
     if old is None:
         if mode == "none":
             return Result(
@@ -295,16 +302,14 @@ def check(
                 f"at {shown} (--cachemock-snapshot=none: {where}). Record it by running the "
                 "test with --cachemock-snapshot=new, and commit the file.",
             )
-        _write(path, text)
-        return Result("written")
+        return _write(path, text, shown) or Result("written")
     before = body(old)
     if before == list(lines):
-        if mode == "all" and old != text:
-            _write(path, text)  # the same operations; the header changed
+        if mode == "all" and old != text:  # the same operations; the header changed
+            return _write(path, text, shown) or Result("passed")
         return Result("passed")
     if mode == "all":
-        _write(path, text)
-        return Result("rewritten")
+        return _write(path, text, shown) or Result("rewritten")
     diff = difflib.unified_diff(
         before, list(lines), f"{shown} (the snapshot)", "this run", lineterm="", n=3
     )
@@ -317,18 +322,25 @@ def check(
     )
 
 
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _write(path: Path, text: str, shown: str) -> Result | None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed into place);
+    a failed Result saying why when it cannot."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        return Result("failed", f"cachemock: cannot write the snapshot {shown}: {exc}")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
             out.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            return Result("failed", f"cachemock: cannot write the snapshot {shown}: {exc}")
         raise
+    return None
 
 
 # -- the session's bookkeeping ------------------------------------------------------------

@@ -566,6 +566,46 @@ def test_the_normaliser_numbers_values_unless_sorted() -> None:
     ]
 
 
+def test_a_temporary_directory_is_replaced_only_as_a_whole_path() -> None:
+    normaliser = Normaliser(roots=["/tmp", "/tmp/pytest-of-me/pytest-7"])
+    keys = {
+        "/tmp/tmpab12cd/x.json": "<tmp>/x.json",
+        "/tmp/pytest-of-me/pytest-7/test_a0/db": "<tmp>/db",
+        "/tmp/pytest-of-me/pytest-70/test_a0/db": "<tmp>/pytest-70/test_a0/db",  # in /tmp
+        "file:/tmp/tmpab12cd:row": "file:<tmp>:row",
+        "/tmp": "<tmp>",
+        "/var/tmp/x": "/var/tmp/x",
+        "/tmpfoo/x": "/tmpfoo/x",
+        "cache-/tmp/x": "cache-/tmp/x",
+    }
+    assert {key: normaliser.key("k", key) for key in keys} == keys
+
+
+def test_a_snapshot_that_cannot_be_read_or_written_fails_saying_so(app: pytest.Pytester) -> None:
+    app.makepyfile(test_prices=QUOTE_TWICE)
+    (app.path / SNAPS / "test_quote_twice.txt").mkdir(parents=True)
+    result = _run(app)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "cachemock: cannot read the snapshot __cachemock__/test_prices/test_quote_twice.txt: "
+            "[[]Errno 21[]] Is a directory: *"
+        ]
+    )
+    (app.path / SNAPS / "test_quote_twice.txt").rmdir()
+    (app.path / SNAPS).rmdir()
+    (app.path / SNAPS).write_text("a file where the directory goes")
+    result = _run(app)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "cachemock: cannot write the snapshot __cachemock__/test_prices/test_quote_twice.txt:"
+            " [[]Errno *"
+        ]
+    )
+    assert "wrote" not in result.stdout.str()
+
+
 # -- sorted snapshots ------------------------------------------------------------------------------
 
 ORDERED = """
@@ -842,6 +882,10 @@ def test_errors_md_lists_the_snapshot_messages() -> None:
         "above the test's 3 operations",
         "cachemock: pytest_cachemock_snapshot_key(kind='prices', key='prices::A-1:v1') returned "
         "42; return a str (the key to write) or None (leave the key to the rules)",
+        "cachemock: cannot read the snapshot __cachemock__/test_prices/test_quote_twice.txt: "
+        "[Errno 21] Is a directory:",
+        "cachemock: cannot write the snapshot __cachemock__/test_prices/test_quote_twice.txt: "
+        "[Errno 20] Not a directory:",
     ]
     missing = [m for m in messages if flat(m) not in page]
     assert not missing
