@@ -31,6 +31,7 @@ __all__ = [
     "Normaliser",
     "Rule",
     "check",
+    "cut",
     "choose_mode",
     "file_name",
     "parse_rules",
@@ -218,6 +219,17 @@ def render(log: CacheLog, normaliser: Normaliser, sort: bool = False) -> list[st
         f"{op.kind} {op.op} {normaliser.key(op.kind, str(op.key))!r} -> {op.outcome}" for op in log
     ]
     return sorted(lines) if sort else lines
+
+
+def cut(log: CacheLog) -> str | None:
+    """Why ``log`` cannot be a snapshot (its bound let operations go), or None."""
+    if not log.dropped:
+        return None
+    return (
+        f"cachemock: this test takes a snapshot of its cache traffic, but its operation log let "
+        f"{log.dropped} early operations go (it keeps the last {log.size}); raise the ini "
+        f"option cachemock_log_size above the test's {len(log) + log.dropped} operations"
+    )
 
 
 def file_text(nodeid: str, lines: Sequence[str], sort: bool) -> str:
@@ -442,6 +454,32 @@ class Book:
                 if os.path.isfile(path):
                     found.append(Path(path))
         return sorted(found)
+
+    def summary(self, mode: str, where: str, root: Path | None = None) -> list[str]:
+        """The lines of the terminal summary: what was written, rewritten, removed, and the
+        unused files (listed unless ``mode`` is ``all``, which removed them)."""
+        unused = [] if mode == "all" else [str(path) for path in self.unused()]
+        chose = f"--cachemock-snapshot={mode}, {where}"
+        groups = [
+            (self.written, f"wrote {{n}} new snapshot{{s}} ({chose}):"),
+            (self.rewritten, f"rewrote {{n}} snapshot{{s}} whose cache traffic changed ({chose}):"),
+            (
+                unused,
+                "{n} snapshot file{s} that no collected test maps to (remove {it}, or run with "
+                "--cachemock-snapshot=all):",
+            ),
+            (self.removed, f"removed {{n}} unused snapshot file{{s}} ({chose}):"),
+        ]
+        lines = []
+        for paths, head in groups:
+            if not paths:
+                continue
+            many = len(paths) != 1
+            lines.append(
+                head.format(n=len(paths), s="s" if many else "", it="them" if many else "it")
+            )
+            lines += [f"  {_shown(Path(path), root)}" for path in sorted(paths)]
+        return lines
 
     def remove(self, paths: Iterable[Path]) -> None:
         """Remove unused files, then their directory (and ``__cachemock__``) if left empty."""

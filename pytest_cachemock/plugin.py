@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from . import _snapshot, _state, _verify, hookspecs, kinds, patching
 from ._expect import leftovers as _leftovers
 from ._expect import log_of as _log_of
+from ._oplog import CacheLog
 from ._oplog import render as _render_log
 from ._report import Summary
 from .errors import KindConfigError, _unknown_kind
@@ -162,15 +162,10 @@ class _Session:
         """Compare the test's traffic with its snapshot, writing it as the mode says."""
         __tracebackhide__ = True
         box = patch._box
-        log = _log_of(box) if box is not None else None
-        if log is not None and log.dropped:
-            pytest.fail(
-                f"cachemock: this test takes a snapshot of its cache traffic, but its operation "
-                f"log let {log.dropped} early operations go (it keeps the last {log.size}); "
-                f"raise the ini option cachemock_log_size above the test's "
-                f"{len(log) + log.dropped} operations",
-                pytrace=False,
-            )
+        log = _log_of(box) if box is not None else CacheLog(())
+        cut = _snapshot.cut(log)
+        if cut is not None:
+            pytest.fail(cut, pytrace=False)
         if self._tmp_roots is None:
             factory = getattr(item.config, "_tmp_path_factory", None)
             base = factory.getbasetemp() if factory is not None else None
@@ -183,7 +178,7 @@ class _Session:
             numbered=not sort,
         )
         try:
-            lines = _snapshot.render(log, normaliser, sort) if log is not None else []
+            lines = _snapshot.render(log, normaliser, sort)
         except TypeError as exc:  # the hook returned something else than a str or None
             pytest.fail(f"cachemock: {exc}", pytrace=False)
         path = _snapshot.snapshot_dir(item.path) / _snapshot.file_name(_names(item))
@@ -303,32 +298,13 @@ class _Session:
     def _snapshot_summary(self, terminalreporter: Any) -> None:
         if hasattr(terminalreporter.config, "workerinput"):
             return
-        book = self.book
-        unused = [] if self.snapshot_mode == "all" else [str(p) for p in book.unused()]
-        if not (book.written or book.rewritten or book.removed or unused):
-            return
-        root = terminalreporter.config.rootpath
-        mode = f"--cachemock-snapshot={self.snapshot_mode}, {self.snapshot_where}"
-        terminalreporter.write_sep("=", "cachemock: snapshots")
-        groups: list[tuple[list[str], str]] = [
-            (book.written, f"wrote {{n}} new snapshot{{s}} ({mode}):"),
-            (book.rewritten, f"rewrote {{n}} snapshot{{s}} whose cache traffic changed ({mode}):"),
-            (
-                unused,
-                "{n} snapshot file{s} that no collected test maps to (remove {it}, or run "
-                "with --cachemock-snapshot=all):",
-            ),
-            (book.removed, f"removed {{n}} unused snapshot file{{s}} ({mode}):"),
-        ]
-        for paths, head in groups:
-            if not paths:
-                continue
-            many = len(paths) != 1
-            terminalreporter.write_line(
-                head.format(n=len(paths), s="s" if many else "", it="them" if many else "it")
-            )
-            for path in sorted(map(str, paths)):
-                terminalreporter.write_line(f"  {_snapshot._shown(Path(path), root)}")
+        lines = self.book.summary(
+            self.snapshot_mode, self.snapshot_where, terminalreporter.config.rootpath
+        )
+        if lines:
+            terminalreporter.write_sep("=", "cachemock: snapshots")
+            for line in lines:
+                terminalreporter.write_line(line)
 
 
 _UNFINISHED = (
