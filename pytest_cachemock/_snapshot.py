@@ -45,7 +45,7 @@ MODES = {
     "new": "write missing snapshots, compare the others",
     "all": "rewrite every snapshot, remove unused ones",
 }
-_TRUE = ("1", "true", "yes", "on", "y", "t")
+_TRUE = ("1", "true", "yes", "on")  # what CI=... counts as true, in any case
 HEADER = "# cachemock snapshot of "
 SORTED = "# sorted: the lines are compared in sorted order"
 
