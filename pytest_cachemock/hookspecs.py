@@ -20,3 +20,14 @@ def pytest_cachemock_register_kinds(registry: Registry) -> None:
     an environment-variable switch. Put it in the rootdir ``conftest.py`` (or one next to the
     tests you name on the command line), which pytest has loaded by then.
     """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_cachemock_snapshot_key(kind: str, key: str) -> str | None:
+    """The key to write in a snapshot for ``key`` of ``kind``, or None to leave it as it is.
+
+    Called for every operation of a test marked ``cachemock(snapshot=...)`` when its snapshot
+    is compared, before the ini rules (``cachemock_snapshot_rules``) and the built-in ones,
+    which then work on what it returned. The first implementation that returns a str wins; a
+    ``conftest.py``'s applies to the tests under its directory.
+    """

@@ -7,14 +7,17 @@ it remembers for a session (the registry of kinds, the tests that used it, the s
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Generator
 from typing import Any, Callable
 
 import pytest
 
-from . import _state, _verify, hookspecs, kinds, patching
+from . import _snapshot, _state, _verify, hookspecs, kinds, patching
 from ._expect import leftovers as _leftovers
+from ._expect import log_of as _log_of
+from ._oplog import CacheLog
 from ._oplog import render as _render_log
 from ._report import Summary
 from .errors import KindConfigError, _unknown_kind
@@ -24,16 +27,18 @@ from .stats import global_stats as _global_stats
 
 _SESSION = pytest.StashKey["_Session"]()
 _WORKER_KEY = "cachemock_summary"  # in an xdist worker's workeroutput
+_SNAP_KEY = "cachemock_snapshots"  # the same, for the snapshots' bookkeeping
 _OPTIONS = pytest.StashKey[dict[str, Any]]()  # an item's marker options, checked at collection
 _GUARD = "_cachemock_guard"
 _OPEN_SETUPS = patching._setups  # the PatchCaches.setUp() calls not yet torn down
 
 _MARKER = (
-    "cachemock(*, enable=(), isolation='thread', verify=False, forbid_puts=()): use the "
-    "cachemock plugin in this test: mock every cache kind, with the real caches of `enable` "
-    "turned on; `verify` (True, or kind names) recomputes every hit of those kinds and fails on "
-    "a stale one; every put to the kinds of `forbid_puts` is refused. Markers merge closest "
-    "first: a function's argument wins over its class's and module's."
+    "cachemock(*, enable=(), isolation='thread', verify=False, forbid_puts=(), snapshot=False): "
+    "use the cachemock plugin in this test: mock every cache kind, with the real caches of "
+    "`enable` turned on; `verify` (True, or kind names) recomputes every hit of those kinds and "
+    "fails on a stale one; every put to the kinds of `forbid_puts` is refused; `snapshot` (True, "
+    "or 'sorted') compares the test's cache traffic with its file under __cachemock__/. Markers "
+    "merge closest first: a function's argument wins over its class's and module's."
 )
 
 
@@ -64,17 +69,27 @@ def _check_verify(value: object) -> None:
     _verify.normalize(value)
 
 
+def _check_snapshot(value: object) -> None:
+    if value is True or value is False or value == "sorted":
+        return
+    raise ValueError(
+        f"snapshot={value!r}: give True (the operations in the order they ran), 'sorted' (the "
+        "operations compared in sorted order, for threads whose order varies) or False"
+    )
+
+
 # The marker's arguments, each with its check (a ValueError with the message).
 _MARKER_ARGS: dict[str, Callable[[object], None]] = {
     "enable": _check_enable,
     "isolation": patching._check_isolation,
     "verify": _check_verify,
     "forbid_puts": _check_forbid_puts,
+    "snapshot": _check_snapshot,
 }
 # Marker arguments that name kinds (one name, or a list): each name must be a known kind.
 _KIND_ARGS = ("enable", "verify", "forbid_puts")
 # Marker arguments that are not PatchCaches arguments: the fixture applies them after start.
-_AFTER_START = ("forbid_puts",)
+_AFTER_START = ("forbid_puts", "snapshot")
 
 
 def _check_marker(marker: pytest.Mark) -> None:
@@ -117,17 +132,89 @@ class _Session:
         self.log_size: int | None = None
         self.failed_calls: set[str] = set()  # tests whose call phase failed, until logfinish
         self.verify: bool | tuple[str, ...] = False  # --cachemock-verify, cachemock_verify
+        # Snapshots: the record mode and what chose it, the ini rules, what the session saw.
+        self.snapshot_mode = "new"
+        self.snapshot_where = "the default"
+        self.snapshot_rules: list[_snapshot.Rule] = []
+        self.book = _snapshot.Book()
+        self._tmp_roots: list[str] | None = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         # Verify mode: a stale hit fails a test that passed, in its call phase. A test that
         # failed anyway gets them at teardown (the fixture's check), next to its failure.
+        # A snapshot is compared here too, once the test passed: a test that failed already
+        # neither writes nor compares its snapshot.
         result = yield
         patch = self.used.get(item.nodeid) if self.used else None
-        stale = patch.stale_hits() if patch is not None else ""
+        if patch is None:
+            return result
+        stale = patch.stale_hits()
         if stale:
             pytest.fail(stale, pytrace=False)
+        options = item.stash.get(_OPTIONS, None)
+        snapshot = (options if options is not None else _marker_options(item)).get("snapshot")
+        if snapshot:
+            self._snapshot(item, patch, sort=snapshot == "sorted")
         return result
+
+    def _snapshot(self, item: pytest.Item, patch: PatchCaches, sort: bool) -> None:
+        """Compare the test's traffic with its snapshot, writing it as the mode says."""
+        __tracebackhide__ = True
+        box = patch._box
+        log = _log_of(box) if box is not None else CacheLog(())
+        cut = _snapshot.cut(log)
+        if cut is not None:
+            pytest.fail(cut, pytrace=False)
+        if self._tmp_roots is None:
+            factory = getattr(item.config, "_tmp_path_factory", None)
+            base = factory.getbasetemp() if factory is not None else None
+            self._tmp_roots = _snapshot.tmp_roots(base)
+        hook = item.ihook.pytest_cachemock_snapshot_key
+        normaliser = _snapshot.Normaliser(
+            self.snapshot_rules,
+            self._tmp_roots,
+            key_hook=lambda kind, key: hook(kind=kind, key=key),
+            numbered=not sort,
+        )
+        try:
+            lines = _snapshot.render(log, normaliser, sort)
+        except TypeError as exc:  # the hook returned something else than a str or None
+            pytest.fail(f"cachemock: {exc}", pytrace=False)
+        path = _snapshot.snapshot_dir(item.path) / _snapshot.file_name(_names(item))
+        result = _snapshot.check(
+            path,
+            item.nodeid,
+            lines,
+            self.snapshot_mode,
+            self.snapshot_where,
+            sort=sort,
+            root=item.config.rootpath,
+        )
+        self.book.note(result, path)
+        if result.message is not None:
+            pytest.fail(result.message, pytrace=False)
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, Any, Any]:
+        # Innermost, so it sees every test a module or class holds, before --lf or another
+        # plugin filters the report. Only modules that have a snapshot directory cost more
+        # than the isinstance check.
+        report = yield
+        if report.passed and report.result and isinstance(collector, (pytest.Module, pytest.Class)):
+            directory = self.book.has_dir(collector.path)
+            if directory is not None:
+                self.book.collected(
+                    directory,
+                    [_names(node) for node in report.result if isinstance(node, pytest.Item)],
+                    [
+                        (node.nodeid, _names(node))
+                        for node in report.result
+                        if isinstance(node, pytest.Class)
+                    ],
+                    expanded=collector.nodeid if isinstance(collector, pytest.Class) else None,
+                )
+        return report
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -182,13 +269,19 @@ class _Session:
         else:
             self.setups_before.pop(report.nodeid, None)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # On a pytest-xdist worker: send the totals to the controller, which prints them.
         output = getattr(session.config, "workeroutput", None)
-        if output is not None and self.summary is not None:
-            output[_WORKER_KEY] = self.summary.data()
+        if output is not None:
+            if self.summary is not None:
+                output[_WORKER_KEY] = self.summary.data()
+            output[_SNAP_KEY] = self.book.data()
+            return
+        if self.snapshot_mode == "all" and exitstatus not in _UNFINISHED:
+            self.book.remove(self.book.unused())
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self._snapshot_summary(terminalreporter)
         if self.summary is None:
             return
         terminalreporter.write_sep("=", "cachemock: cache stats per kind")
@@ -202,17 +295,49 @@ class _Session:
             plural = "s" if workers != 1 else ""
             terminalreporter.write_line(f"(summed over {workers} pytest-xdist worker{plural})")
 
+    def _snapshot_summary(self, terminalreporter: Any) -> None:
+        if hasattr(terminalreporter.config, "workerinput"):
+            return
+        lines = self.book.summary(
+            self.snapshot_mode, self.snapshot_where, terminalreporter.config.rootpath
+        )
+        if lines:
+            terminalreporter.write_sep("=", "cachemock: snapshots")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+_UNFINISHED = (
+    pytest.ExitCode.INTERRUPTED,
+    pytest.ExitCode.INTERNAL_ERROR,
+    pytest.ExitCode.USAGE_ERROR,
+)
+
+
+def _names(node: pytest.Item | pytest.Collector) -> list[str]:
+    """The names of ``node`` below its module: ``["TestA", "test_b[1]"]``."""
+    chain = node.listchain()
+    for at, parent in enumerate(chain):
+        if isinstance(parent, pytest.Module):
+            return [below.name for below in chain[at + 1 :]]
+    return [node.name]
+
 
 class _XdistController:
     """Registered on a pytest-xdist controller only (xdist's hook exists only there)."""
 
-    def __init__(self, summary: Summary) -> None:
+    def __init__(self, summary: Summary | None, book: _snapshot.Book) -> None:
         self.summary = summary
+        self.book = book
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        data = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
-        if data is not None:
+        output = getattr(node, "workeroutput", {})
+        data = output.get(_WORKER_KEY)
+        if data is not None and self.summary is not None:
             self.summary.merge(data)
+        snapshots = output.get(_SNAP_KEY)
+        if snapshots is not None:
+            self.book.merge(snapshots)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -280,6 +405,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="",
         help="operations each test's log keeps (the newest; default 10000, 0: none)",
     )
+    group.addoption(
+        "--cachemock-snapshot",
+        default=None,
+        metavar="MODE",
+        help="snapshots of the tests marked cachemock(snapshot=True): none (compare, never "
+        "write; the default when CI is true), new (write missing ones; the default), all "
+        "(rewrite every one, remove unused files); overrides cachemock_snapshot",
+    )
+    parser.addini(
+        "cachemock_snapshot",
+        default="",
+        help="the snapshot mode when --cachemock-snapshot is not given: none, new or all",
+    )
+    parser.addini(
+        "cachemock_snapshot_rules",
+        type="linelist",
+        default=[],
+        help="rules that normalise the keys of snapshots, one a line: 'REGEX => REPLACEMENT'",
+    )
     parser.addini(
         "cachemock_autouse",
         type="bool",
@@ -310,6 +454,15 @@ def pytest_configure(config: pytest.Config) -> None:
         True if config.getoption("cachemock_verify") or verify == ["all"] else tuple(verify)
     )
     session.log_size = _log_size(config)
+    try:
+        session.snapshot_mode, session.snapshot_where = _snapshot.choose_mode(
+            config.getoption("cachemock_snapshot"),
+            str(config.getini("cachemock_snapshot")),
+            os.environ,
+        )
+        session.snapshot_rules = _snapshot.parse_rules(config.getini("cachemock_snapshot_rules"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"cachemock: {exc}") from None
     hooks = config.hook.pytest_cachemock_register_kinds.get_hookimpls()
     try:
         kinds._load(
@@ -324,11 +477,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("cachemock_report"):
         session.summary = Summary()
         session.scope.listeners.append(session.summary.add)
-        is_worker = hasattr(config, "workerinput")
-        if config.pluginmanager.hasplugin("xdist") and not is_worker:
-            config.pluginmanager.register(
-                _XdistController(session.summary), "cachemock-xdist-controller"
-            )
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(
+            _XdistController(session.summary, session.book), "cachemock-xdist-controller"
+        )
 
 
 def _ini_bool(config: pytest.Config, name: str) -> bool:

@@ -11,7 +11,7 @@ def test_marker_is_registered_with_its_signature(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.cachemock(*, enable=(), isolation='thread', verify=False,"
-            " forbid_puts=()): *"
+            " forbid_puts=(), snapshot=False): *"
         ]
     )
     pytester.makepyfile(
@@ -150,12 +150,12 @@ def test_markers_merge_closest_first_per_argument(pytester: pytest.Pytester) -> 
         (
             "cachemock(enabled=['prices'])",
             "@pytest.mark.cachemock(enabled=...): unknown argument 'enabled'; did you mean"
-            " enable? The marker takes enable=, isolation=, verify=, forbid_puts=",
+            " enable? The marker takes enable=, isolation=, verify=, forbid_puts=, snapshot=",
         ),
         (
             "cachemock(colour=1)",
             "*unknown argument 'colour' The marker takes enable=, isolation=, verify="
-            ", forbid_puts=",
+            ", forbid_puts=, snapshot=",
         ),
         (
             "cachemock(enable=42)",
