@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Union
 
 from ._report import cut
 from ._store import current_store
-from .errors import CachemockWarning
+from .errors import KeyCollisionError, KeyNoteWarning, StaleHitError
 
 # _keys and serde are imported where used: the plugin loads this module, and they bring
 # typing_extensions (the plugin's load stays light, see test_plugin_imports_nothing_heavy).
@@ -76,18 +76,6 @@ def _tell() -> None:
 _bypass: contextvars.ContextVar[bool] = contextvars.ContextVar("cachemock_bypass", default=False)
 _SHOWN_FAILURES = 10
 MEMO_ATTR = "__cachemock_memoizer__"  # a memoized wrapper's memoizer, for check_keys
-
-
-class StaleHitError(AssertionError):
-    """A cache hit returned something other than a fresh computation (verify mode)."""
-
-
-class KeyCollisionError(AssertionError):
-    """Two calls got one key but different results: the key forgot an input."""
-
-
-class KeyNoteWarning(CachemockWarning):
-    """What the key check noticed that is not an error (a key that holds too much)."""
 
 
 def bypassing() -> bool:
