@@ -9,6 +9,11 @@ it reaches neither read nor store nor count). A new kind of cache (a function ca
 with the same two calls: ``if active: hit(kind, key, cached, recompute, shown)`` on its hit
 path, and ``if active and bypassing(): call the function`` on its lookup.
 
+A function cache whose calls the plugin cannot see in place (an ``lru_cache`` function, a
+cachetools ``@cached`` one) also gives its targets a ``verify_wrap(kind)``: while a verifier
+runs, every module global (and each spot it names) that holds the cached function holds a
+stand-in that calls it, tells whether the call hit, and calls :func:`hit` (:func:`_rebind`).
+
 The key check (:func:`check_keys`) calls a memoized function's real function and its key
 builder on examples (or on what a Hypothesis strategy draws): two calls with one key and two
 results mean the key forgot an input; equal results under many keys are reported as a note.
@@ -20,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import sys
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from types import ModuleType
 from typing import Any, Callable, Optional, Union
 
 from ._report import cut
@@ -34,6 +41,7 @@ from .errors import KeyCollisionError, KeyNoteWarning, StaleHitError
 
 __all__ = [
     "MEMO_ATTR",
+    "ORIGINAL_ATTR",
     "KeyCheck",
     "KeyCollisionError",
     "KeyNoteWarning",
@@ -45,6 +53,8 @@ __all__ = [
     "check_keys",
     "follow",
     "hit",
+    "original",
+    "verified",
 ]
 
 Compare = Callable[[Any, Any], bool]
@@ -104,9 +114,18 @@ class Verifier:
     ``checks`` holds the kinds named, each with its recompute and comparator.
     """
 
-    def __init__(self, every: bool, checks: Mapping[str, _Check]) -> None:
+    def __init__(
+        self,
+        every: bool,
+        checks: Mapping[str, _Check],
+        functions: Iterable[tuple[str, Any]] = (),
+    ) -> None:
         self.every = every
         self.checks = dict(checks)
+        # (kind, target) of every function-cache target of the PatchCaches, verified or
+        # not: while it runs, their calls go through stand-ins (a recompute bypasses them all).
+        self.functions = list(functions)
+        self.unbind: Callable[[], None] | None = None
         self.box: Any = None
         self.failures: list[str] = []
         self._seen: dict[tuple[str, str], int] = {}
@@ -136,6 +155,13 @@ class Verifier:
 
 def start(verifier: Verifier, box: Any) -> None:
     verifier.box = box
+    requests = [
+        request
+        for kind, target in verifier.functions
+        if (request := target.verify_wrap(kind)) is not None
+    ]
+    if requests:
+        verifier.unbind = _rebind(requests)
     with _active_lock:
         active.append(verifier)
         _tell()
@@ -145,6 +171,9 @@ def stop(verifier: Verifier) -> None:
     with _active_lock:
         active[:] = [v for v in active if v is not verifier]
         _tell()
+    unbind, verifier.unbind = verifier.unbind, None
+    if unbind is not None:
+        unbind()
 
 
 def failure_text(failures: list[str]) -> str:
@@ -156,8 +185,9 @@ def failure_text(failures: list[str]) -> str:
         parts.append(f"... and {n - _SHOWN_FAILURES} more")
     parts.append(
         "A stale hit is a key that leaves out an input of the result: put that input in the "
-        "key (a memoizer's arguments, params_encoder or context; a RemoteCache's key). If the "
-        "values are equal in a looser sense, give the kind a comparator: "
+        "key (a memoizer's arguments, params_encoder or context; a RemoteCache's key; an "
+        "lru_cache function's arguments; a cachetools key= function). If the values are "
+        "equal in a looser sense, give the kind a comparator: "
         "patch_caches.verify(kind, compare=...)."
     )
     return "\n".join(parts)
@@ -183,6 +213,11 @@ def _check_here(kind: str) -> tuple[Verifier, _Check] | None:
         return None
     check = verifier.check_for(kind)
     return None if check is None else (verifier, check)
+
+
+def verified(kind: str) -> bool:
+    """Whether a hit of ``kind`` here would be checked (to skip building a key text)."""
+    return _check_here(kind) is not None
 
 
 def hit(
@@ -400,11 +435,107 @@ def _name(fn: Any) -> str:
     return f"{module}:{qual}" if module else qual
 
 
+# -- function kinds: stand-ins for the cached functions -------------------------------------------
+
+ORIGINAL_ATTR = "__cachemock_original__"  # a stand-in's cached function
+# What a function-cache target's verify_wrap(kind) asks for: the cached function, a maker of
+# its stand-in, and the (owner, attribute) spots outside module globals that may hold it (a
+# class that holds a cached method).
+Rebind = tuple[Any, Callable[[], Any], tuple[tuple[Any, str], ...]]
+
+
+class _Bound:
+    """A cached function replaced by its stand-in: where, and for how many verifiers."""
+
+    __slots__ = ("count", "original", "places", "stand_in")
+
+    def __init__(self, original: Any, stand_in: Any) -> None:
+        self.original = original
+        self.stand_in = stand_in
+        self.count = 1
+        self.places: list[tuple[Any, str]] = []  # (a module's namespace or an owner, name)
+
+    def restore(self) -> None:
+        # Only where the stand-in still is: a spot rebound meanwhile keeps what it holds.
+        for place, name in self.places:
+            if type(place) is dict:
+                if place.get(name) is self.stand_in:
+                    place[name] = self.original
+            elif vars(place).get(name) is self.stand_in:
+                setattr(place, name, self.original)
+
+
+_bound: dict[int, _Bound] = {}
+_bound_lock = threading.Lock()
+
+
+def original(fn: Any) -> Any:
+    """The cached function behind a stand-in (``fn`` itself when it is none)."""
+    return getattr(fn, ORIGINAL_ATTR, fn)
+
+
+def _rebind(requests: list[Rebind]) -> Callable[[], None]:
+    """Put each request's stand-in wherever its function is, until the returned undo runs.
+
+    "Wherever" is every module's globals (the module that defines it, and each that imported
+    it by name: a test module's ``from shop import price``) plus the spots given. A reference
+    held elsewhere (an object's attribute, a closure) keeps calling the cached function: its
+    calls are counted, not verified. Verifiers running at once share one stand-in.
+    """
+    taken: list[int] = []
+    with _bound_lock:
+        new: dict[int, _Bound] = {}
+        for fn, make, spots in requests:
+            found = _bound.get(id(fn))
+            if found is not None and found.original is fn:
+                found.count += 1
+            elif id(fn) not in new:
+                bound = new[id(fn)] = _bound[id(fn)] = _Bound(fn, make())
+                for owner, name in spots:
+                    if vars(owner).get(name) is fn:
+                        setattr(owner, name, bound.stand_in)
+                        bound.places.append((owner, name))
+            else:
+                new[id(fn)].count += 1
+            taken.append(id(fn))
+        if new:
+            for module in list(sys.modules.values()):
+                if not isinstance(module, ModuleType):
+                    continue
+                # Past a module's own __getattribute__ (a lazy module would load itself).
+                namespace = object.__getattribute__(module, "__dict__")
+                found_here = [
+                    (name, new[id(value)])
+                    for name, value in list(namespace.items())
+                    if id(value) in new and new[id(value)].original is value
+                ]
+                for name, bound in found_here:
+                    namespace[name] = bound.stand_in
+                    bound.places.append((namespace, name))
+
+    def undo() -> None:
+        with _bound_lock:
+            for number in taken:
+                bound = _bound.get(number)
+                if bound is None:
+                    continue
+                bound.count -= 1
+                if bound.count == 0:
+                    del _bound[number]
+                    bound.restore()
+
+    return undo
+
+
 # -- building a PatchCaches' verifier ------------------------------------------------------------
 
 
 def _is_memoizer_kind(kind: Any) -> bool:
+    """Whether the plugin can recompute ``kind``'s hits itself: a memoizer's, or a function
+    cache's (a target that says it is ``verifiable``)."""
     for target in kind.targets:
+        if getattr(target, "verifiable", False):
+            return True
         spot = target.spot()
         if spot is not None and callable(getattr(spot[0], "entry_for", None)):
             return True
@@ -440,6 +571,12 @@ def build(
     if not every and not names and not extra:
         return None
     checks: dict[str, _Check] = {}
+    functions = [
+        (name, target)
+        for name, kind in kinds.items()
+        for target in kind.targets
+        if callable(getattr(target, "verify_wrap", None))
+    ]
     for name, kind in kinds.items():
         recompute, compare = getattr(kind, "recompute", None), getattr(kind, "compare", None)
         if name in extra:
@@ -454,7 +591,7 @@ def build(
                 raise ValueError(_no_recompute(name))
             continue
         checks[name] = _Check(recompute, compare)
-    return Verifier(every, checks)
+    return Verifier(every, checks, functions)
 
 
 def _no_recompute(name: str) -> str:
@@ -470,9 +607,14 @@ def _no_recompute(name: str) -> str:
 # -- the key check -------------------------------------------------------------------------------
 
 # How check_keys finds a function's key and real function: each keyer returns
-# (key_of(args, kwargs) -> str, real(args, kwargs) -> result, name) for a function it knows,
-# else None. Memoizers are built in; a function-cache profile adds its own with add_keyer.
-_Keyed = tuple[Callable[[tuple[Any, ...], dict[str, Any]], str], Callable[..., Any], str]
+# (key_of(args, kwargs) -> key, real(args, kwargs) -> result, name, how to fix a collision)
+# for a function it knows, else None. Keys are compared with == (as the cache compares
+# them). Memoizers are built in; a function-cache profile adds its own with add_keyer.
+_Keyed = tuple[Callable[[tuple[Any, ...], dict[str, Any]], Hashable], Callable[..., Any], str, str]
+_MEMO_FIX = (
+    "Put the missing input in the key: an argument that params_encoder drops, or a "
+    "setting the function reads, in the Memoizer's context."
+)
 _keyers: list[Callable[[Any], Optional[_Keyed]]] = []
 
 
@@ -498,8 +640,8 @@ def _memoized(fn: Any) -> _Keyed | None:
         def run(*args: Any, **kwargs: Any) -> Any:
             return asyncio.run(real(*args, **kwargs))
 
-        return key_of, run, str(spec.shown)
-    return key_of, real, str(spec.shown)
+        return key_of, run, str(spec.shown), _MEMO_FIX
+    return key_of, real, str(spec.shown), _MEMO_FIX
 
 
 _keyers.append(_memoized)
@@ -508,7 +650,9 @@ _keyers.append(_memoized)
 class _Example:
     __slots__ = ("args", "key", "kwargs", "result")
 
-    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str, result: Any):
+    def __init__(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Hashable, result: Any
+    ) -> None:
         self.args = args
         self.kwargs = kwargs
         self.key = key
@@ -539,24 +683,30 @@ class KeyCheck:
 
 
 def _keyed(fn: Any) -> _Keyed:
+    # The function-cache profiles add their keyers when loaded; check_keys takes their
+    # functions without them (a profile module imports no cache library by itself).
+    from .integrations import cachetools as _cachetools_profile  # noqa: F401
+    from .integrations import functools as _functools_profile  # noqa: F401
+
     for keyer in reversed(_keyers):
         found: _Keyed | None = keyer(fn)
         if found is not None:
             return found
     raise TypeError(
-        f"check_keys(fn, ...): fn is a function a Memoizer decorated (@memo.memoize), got "
+        f"check_keys(fn, ...): fn is a function a Memoizer decorated (@memo.memoize), an "
+        f"lru_cache (or cache) function, or a cachetools @cached or @cachedmethod one, got "
         f"{fn!r}; pass the decorated function, not the plain one"
     )
 
 
 def _run(
-    keyed: _Keyed, examples: Iterable[Any], notes: list[str], changed: list[str]
+    keyed: _Keyed, examples: Iterable[Any], notes: list[str], changed: list[Hashable]
 ) -> list[_Example]:
     """Each example's key (made twice: a key that changes by itself is noted once, into
     ``changed``) and the real function's result, with every cache bypassed."""
     from ._keys import _call_repr
 
-    key_of, real, name = keyed
+    key_of, real, name, _ = keyed
     done: list[_Example] = []
     # What the function reaches is computed, never cached: the caches look at _bypass only
     # while ``active`` holds a verifier, so one that verifies no store stands in meanwhile.
@@ -583,10 +733,10 @@ def _run(
     return done
 
 
-def _collision(name: str, done: list[_Example], compare: Compare) -> str | None:
+def _collision(name: str, done: list[_Example], compare: Compare, fix: str) -> str | None:
     from ._keys import _call_repr
 
-    by_key: dict[str, _Example] = {}
+    by_key: dict[Hashable, _Example] = {}
     for ex in done:
         first = by_key.setdefault(ex.key, ex)
         if first is ex or _leaf_same(first.result, ex.result, compare):
@@ -602,10 +752,7 @@ def _collision(name: str, done: list[_Example], compare: Compare) -> str | None:
         where = first_difference(first.result, ex.result, compare, ("first", "second"))
         if where is not None:
             lines.append(f"  first difference: {where}")
-        lines.append(
-            "Put the missing input in the key: an argument that params_encoder drops, or a "
-            "setting the function reads, in the Memoizer's context."
-        )
+        lines.append(fix)
         return "\n".join(lines)
     return None
 
@@ -623,7 +770,7 @@ def _crowds(name: str, done: list[_Example], many: int, notes: list[str]) -> Non
     """Note equal results under ``many`` or more different keys."""
     from ._keys import _call_repr
 
-    groups: dict[str, dict[str, _Example]] = {}
+    groups: dict[str, dict[Hashable, _Example]] = {}
     for ex in done:
         groups.setdefault(_result_text(ex.result), {}).setdefault(ex.key, ex)
     for keyed in groups.values():
@@ -669,13 +816,13 @@ def check_keys(
             "strategy that draws them"
         )
     notes: list[str] = []
-    changed: list[str] = []
+    changed: list[Hashable] = []
     if strategy is not None:
         # No note of equal results under many keys here: drawn values repeat results often.
         done = _search(keyed, strategy, same, max_examples, notes, changed)
     else:
         done = _run(keyed, list(examples or ()), notes, changed)
-        found = _collision(name, done, same)
+        found = _collision(name, done, same, keyed[3])
         if found is not None:
             raise KeyCollisionError(found)
         _crowds(name, done, many, notes)
@@ -690,7 +837,7 @@ def _search(
     same: Compare,
     max_examples: int,
     notes: list[str],
-    changed: list[str],
+    changed: list[Hashable],
 ) -> list[_Example]:
     """Draw batches of examples until one holds a collision (raised, shrunk by Hypothesis)."""
     try:
@@ -713,7 +860,7 @@ def _search(
     @hypothesis.given(st.lists(strategy, min_size=2, max_size=8))
     def search(batch: list[Any]) -> None:
         done = _run(keyed, batch, notes, changed)
-        found = _collision(name, done, same)
+        found = _collision(name, done, same, keyed[3])
         if found is not None:
             raise KeyCollisionError(found)
         seen.extend(done)
