@@ -119,9 +119,11 @@ class Verifier:
         every: bool,
         checks: Mapping[str, _Check],
         functions: Iterable[tuple[str, Any]] = (),
+        skip: Iterable[str] = (),
     ) -> None:
         self.every = every
         self.checks = dict(checks)
+        self.skip = frozenset(skip)  # kinds left alone even when every kind is verified
         # (kind, target) of every function-cache target of the PatchCaches, verified or
         # not: while it runs, their calls go through stand-ins (a recompute bypasses them all).
         self.functions = list(functions)
@@ -134,27 +136,61 @@ class Verifier:
 
     def check_for(self, kind: str) -> _Check | None:
         check = self.checks.get(kind)
-        if check is None and self.every:
+        if check is None and self.every and kind not in self.skip:
             check = self.checks[kind] = _Check(None, None)
         return check
 
-    def add(self, kind: str, key: str, text: str) -> None:
+    def add(self, kind: str, key: str, text: str, send: bool = True) -> None:
         with self._lock:
             seen = self._seen.get((kind, key))
-            if seen is None:
-                self._seen[(kind, key)] = len(self.failures)
-                self.failures.append(text)
+            if seen is not None:
+                return
+            self._seen[(kind, key)] = len(self.failures)
+            self.failures.append(text)
+        if send:
+            # A child process of the test (isolation "shared") sends it to the test's.
+            report = getattr(self.box, "report_stale", None)
+            if report is not None:
+                report(kind, key, text)
+
+    def collect(self) -> None:
+        """Add what the test's child processes found (isolation "shared")."""
+        reports = getattr(self.box, "stale_reports", None)
+        if reports is not None:
+            for kind, key, text in reports():
+                self.add(kind, key, text, send=False)
 
     def take(self) -> list[str]:
         """The failures not taken yet."""
+        self.collect()
         with self._lock:
             new = self.failures[self.reported :]
             self.reported = len(self.failures)
         return new
 
+    def for_children(self) -> dict[str, Any]:
+        """What a child process needs to verify as this does (see :func:`start_child`):
+        every kind or the kinds named, each with its recompute and comparator by reference.
+        A kind whose function has no reference a child can import is left to this process."""
+        kinds: dict[str, list[str | None]] = {}
+        skip: list[str] = []
+        for name, check in list(self.checks.items()):
+            compare = None if check.compare is _equal else _reference(check.compare)
+            recompute = None if check.recompute is None else _reference(check.recompute)
+            if (compare is None and check.compare is not _equal) or (
+                recompute is None and check.recompute is not None
+            ):
+                skip.append(name)
+            else:
+                kinds[name] = [recompute, compare]
+        return {"every": self.every, "kinds": kinds, "skip": skip}
+
 
 def start(verifier: Verifier, box: Any) -> None:
     verifier.box = box
+    share = getattr(box, "share_verify", None)
+    if share is not None:  # isolation "shared": the children started from now on verify too
+        share(verifier.for_children())
     requests = [
         request
         for kind, target in verifier.functions
@@ -171,9 +207,63 @@ def stop(verifier: Verifier) -> None:
     with _active_lock:
         active[:] = [v for v in active if v is not verifier]
         _tell()
+    verifier.collect()  # while the children's reports are still there
     unbind, verifier.unbind = verifier.unbind, None
     if unbind is not None:
         unbind()
+
+
+def start_child(config: Mapping[str, Any], box: Any) -> None:
+    """In a child process of a test (isolation "shared"): verify what the test verifies
+    (``config`` from :meth:`Verifier.for_children`), sending what it finds to the test."""
+    checks = {
+        name: _Check(
+            None if recompute is None else _Later(recompute),
+            None if compare is None else _Later(compare),
+        )
+        for name, (recompute, compare) in dict(config.get("kinds", {})).items()
+    }
+    start(Verifier(bool(config.get("every")), checks, skip=config.get("skip", ())), box)
+
+
+class _Later:
+    """A function named by reference, imported at its first call: a child starts before its
+    own code, and importing the test's modules then would run them out of turn."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        self.__module__, _, self.__qualname__ = reference.partition(":")
+        self._fn: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fn is None:
+            self._fn = _resolve(self.reference)
+        return self._fn(*args)
+
+
+def _reference(fn: Any) -> str | None:
+    """``module:qualname`` that imports ``fn`` itself, else None (a lambda, a local)."""
+    module = getattr(fn, "__module__", None)
+    qual = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qual, str) or "<" in qual:
+        return None
+    if module == "__main__":
+        return None  # a child's __main__ is its own
+    try:
+        found = _resolve(f"{module}:{qual}")
+    except Exception:
+        return None
+    return f"{module}:{qual}" if found is fn else None
+
+
+def _resolve(reference: str) -> Any:
+    import importlib
+
+    module, _, qual = reference.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qual.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def failure_text(failures: list[str]) -> str:
@@ -499,11 +589,14 @@ def _rebind(requests: list[Rebind]) -> Callable[[], None]:
                 new[id(fn)].count += 1
             taken.append(id(fn))
         if new:
+            ids = new.keys()
             for module in list(sys.modules.values()):
                 if not isinstance(module, ModuleType):
                     continue
                 # Past a module's own __getattribute__ (a lazy module would load itself).
                 namespace = object.__getattribute__(module, "__dict__")
+                if ids.isdisjoint(map(id, list(namespace.values()))):
+                    continue  # most modules: one pass in C
                 found_here = [
                     (name, new[id(value)])
                     for name, value in list(namespace.items())
