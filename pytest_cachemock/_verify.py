@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import sys
 import threading
@@ -53,6 +54,8 @@ __all__ = [
     "check_keys",
     "follow",
     "hit",
+    "is_lru_cache",
+    "lru_key",
     "original",
     "verified",
 ]
@@ -739,6 +742,105 @@ def _memoized(fn: Any) -> _Keyed | None:
 
 _keyers.append(_memoized)
 
+# -- the function caches' keys (the functools and cachetools profiles' kinds) -----------------
+# Here rather than in the profiles: check_keys takes these functions whether or not a
+# profile is loaded.
+
+_LRU_WRAPPER: Any = getattr(functools, "_lru_cache_wrapper", None)
+
+
+def is_lru_cache(obj: object) -> bool:
+    """Whether ``obj`` is a function made by ``functools.lru_cache`` or ``functools.cache``
+    (or verify mode's stand-in for one)."""
+    obj = original(obj)
+    if isinstance(_LRU_WRAPPER, type):
+        return isinstance(obj, _LRU_WRAPPER)
+    # Without the C accelerator, lru_cache returns a plain function with these attached.
+    return callable(getattr(obj, "cache_info", None)) and callable(
+        getattr(obj, "cache_parameters", None)
+    )
+
+
+class _KeywordMark:
+    """Where a key's keyword arguments begin (functools' own marker is a bare object)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "**"
+
+
+_KEYWORDS = (_KeywordMark(),)
+
+
+def lru_key(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    """The key ``fn`` (an lru_cache function) files a call under, equal where functools'
+    is: the arguments, as a tuple (one int or str argument stands for itself, as there)."""
+    typed = bool(fn.cache_parameters().get("typed", False))
+    # functools' own key maker (the C accelerator makes the same keys).
+    key = functools._make_key(args, kwargs, typed, _KEYWORDS)
+    return tuple(key) if isinstance(key, list) else key
+
+
+def _unbound(fn: Any) -> tuple[tuple[Any, ...], Any]:
+    """(the instance, the function) of a bound method; ((), fn) for anything else."""
+    if inspect.ismethod(fn):
+        return (fn.__self__,), original(fn.__func__)
+    return (), original(fn)
+
+
+_LRU_FIX = (
+    "Put the missing input in the key: an lru_cache function's key is its arguments, so "
+    "pass what the function reads (a global, a setting) as an argument."
+)
+_CACHETOOLS_FIX = (
+    "Put the missing input in the key: the key= function of @cached (or @cachedmethod) "
+    "leaves out an argument, or the function reads something that is not an argument."
+)
+
+
+def _lru_keyed(fn: Any) -> _Keyed | None:
+    """check_keys' view of an lru_cache function (or a bound method of one)."""
+    first, fn = _unbound(fn)
+    if not is_lru_cache(fn):
+        return None
+    real = fn.__wrapped__
+
+    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        return lru_key(fn, first + args, kwargs)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return real(*first, *args, **kwargs)
+
+    return key_of, run, _dotted(fn), _LRU_FIX
+
+
+def _cachetools_keyed(fn: Any) -> _Keyed | None:
+    """check_keys' view of a cachetools ``@cached`` function or ``@cachedmethod`` (named on
+    its class, or bound to an instance)."""
+    first, fn = _unbound(fn)
+    key = getattr(fn, "cache_key", None)
+    real = getattr(fn, "__wrapped__", None)
+    if not callable(key) or not callable(real) or not hasattr(fn, "cache"):
+        return None
+
+    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        found: Hashable = key(*first, *args, **kwargs)
+        return found
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return real(*first, *args, **kwargs)
+
+    return key_of, run, _dotted(fn), _CACHETOOLS_FIX
+
+
+def _dotted(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+_keyers.append(_lru_keyed)
+_keyers.append(_cachetools_keyed)
+
 
 class _Example:
     __slots__ = ("args", "key", "kwargs", "result")
@@ -776,11 +878,6 @@ class KeyCheck:
 
 
 def _keyed(fn: Any) -> _Keyed:
-    # The function-cache profiles add their keyers when loaded; check_keys takes their
-    # functions without them (a profile module imports no cache library by itself).
-    from .integrations import cachetools as _cachetools_profile  # noqa: F401
-    from .integrations import functools as _functools_profile  # noqa: F401
-
     for keyer in reversed(_keyers):
         found: _Keyed | None = keyer(fn)
         if found is not None:

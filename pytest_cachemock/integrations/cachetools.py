@@ -22,7 +22,7 @@ import functools
 import importlib
 import inspect
 import threading
-from collections.abc import Hashable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Callable
 
 from .. import _verify
@@ -551,35 +551,3 @@ def register_kinds(registry: Registry, *, origin: str, entries: list[ProfileEntr
         )
         where = f"{entry.module}.{attribute}"
         registry.add_entry_kind(entry, [_target(value, owner, attr, where, entry)])
-
-
-_FIX = (
-    "Put the missing input in the key: the key= function of @cached (or @cachedmethod) "
-    "leaves out an argument, or the function reads something that is not an argument."
-)
-
-
-def _keyed(fn: Any) -> Any:
-    """check_keys' view of a ``@cached`` function or ``@cachedmethod`` (named on its class,
-    or bound to an instance), else None."""
-    first: tuple[Any, ...] = ()
-    if inspect.ismethod(fn):
-        first, fn = (fn.__self__,), fn.__func__
-    fn = _verify.original(fn)
-    key = getattr(fn, "cache_key", None)
-    real = getattr(fn, "__wrapped__", None)
-    if not callable(key) or not callable(real) or not hasattr(fn, "cache"):
-        return None
-
-    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-        found: Hashable = key(*first, *args, **kwargs)
-        return found
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return real(*first, *args, **kwargs)
-
-    module = getattr(fn, "__module__", "?")
-    return key_of, run, f"{module}.{getattr(fn, '__qualname__', repr(fn))}", _FIX
-
-
-_verify.add_keyer(_keyed)

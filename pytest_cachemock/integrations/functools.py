@@ -13,9 +13,7 @@ reads ``cache_info()`` before and after (see ``_stand_in`` for why that is exact
 from __future__ import annotations
 
 import functools
-import inspect
 import threading
-from collections.abc import Hashable
 from typing import Any
 
 from .. import _verify
@@ -24,10 +22,9 @@ from ..errors import KindConfigError
 from ..kinds import ProfileEntry, Registry, Target, _entry_value, _find_module
 from ..mock import current_store
 
-__all__ = ["LruTarget", "is_lru_cache", "lru_key", "register_kinds"]
+__all__ = ["LruTarget", "is_lru_cache", "register_kinds"]
 
 
-_WRAPPER: Any = getattr(functools, "_lru_cache_wrapper", None)
 # True while verify mode runs in any test (_verify.follow keeps it so).
 _verifying = False
 _verify.follow(globals())
@@ -36,13 +33,7 @@ _verify.follow(globals())
 def is_lru_cache(obj: object) -> bool:
     """Whether ``obj`` is a function made by ``functools.lru_cache`` or ``functools.cache``
     (or verify mode's stand-in for one)."""
-    obj = _verify.original(obj)
-    if isinstance(_WRAPPER, type):
-        return isinstance(obj, _WRAPPER)
-    # Without the C accelerator, lru_cache returns a plain function with these attached.
-    return callable(getattr(obj, "cache_info", None)) and callable(
-        getattr(obj, "cache_parameters", None)
-    )
+    return _verify.is_lru_cache(obj)
 
 
 def _counts(info: Any) -> tuple[int, int, int]:
@@ -91,27 +82,6 @@ class _Group:
 _store = current_store()
 
 
-class _KeywordMark:
-    """Where a key's keyword arguments begin (functools' own marker is a bare object)."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "**"
-
-
-_KEYWORDS = (_KeywordMark(),)
-
-
-def lru_key(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-    """The key ``fn`` (an lru_cache function) files a call under, equal where functools'
-    is: the arguments, as a tuple (one int or str argument stands for itself, as there)."""
-    typed = bool(fn.cache_parameters().get("typed", False))
-    # functools' own key maker (the C accelerator makes the same keys).
-    key = functools._make_key(args, kwargs, typed, _KEYWORDS)
-    return tuple(key) if isinstance(key, list) else key
-
-
 def _stand_in(fn: Any, kind: str, where: str) -> Any:
     """What calls ``fn`` while verify mode runs: ``fn`` itself, and on a hit the check.
 
@@ -154,7 +124,7 @@ def _stand_in(fn: Any, kind: str, where: str) -> Any:
         if _verify.verified(kind):
             from .._keys import _call_repr
 
-            key = lru_key(fn, args, kwargs)
+            key = _verify.lru_key(fn, args, kwargs)
             _verify.hit(
                 kind,
                 repr(key if type(key) is tuple else (key,)),  # shown as the arguments' tuple
@@ -356,31 +326,3 @@ def register_kinds(registry: Registry, *, origin: str, entries: list[ProfileEntr
             if isinstance(owner, type):
                 spots = ((owner, entry.attribute.rpartition(".")[2]),)
         registry.add_entry_kind(entry, [LruTarget(value, _where(value), entry.origin, spots)])
-
-
-_FIX = (
-    "Put the missing input in the key: an lru_cache function's key is its arguments, so "
-    "pass what the function reads (a global, a setting) as an argument."
-)
-
-
-def _keyed(fn: Any) -> Any:
-    """check_keys' view of an lru_cache function (or a bound method of one), else None."""
-    first: tuple[Any, ...] = ()
-    if inspect.ismethod(fn):
-        first, fn = (fn.__self__,), fn.__func__
-    fn = _verify.original(fn)
-    if not is_lru_cache(fn):
-        return None
-    real = fn.__wrapped__
-
-    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
-        return lru_key(fn, first + args, kwargs)
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return real(*first, *args, **kwargs)
-
-    return key_of, run, _where(fn), _FIX
-
-
-_verify.add_keyer(_keyed)

@@ -335,3 +335,28 @@ def test_the_module_global_is_found_by_verify_not_by_check_keys(app: pytest.Pyte
         """
     )
     app.runpytest("-W", "error").assert_outcomes(passed=1)
+
+
+def test_check_keys_needs_no_profile_loaded() -> None:
+    # check_keys knows lru_cache and cachetools functions by themselves (the profiles'
+    # modules need not be loaded, nor the functions be kinds).
+    import functools
+
+    from cachetools import LRUCache, cached
+
+    from pytest_cachemock import KeyCollisionError, PatchCaches, Registry
+
+    @functools.lru_cache(maxsize=8)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @cached(LRUCache(8), key=lambda a, b: a)
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with PatchCaches(registry=Registry()) as patch:
+        assert patch.check_keys(double, [1, 2, {"x": 1}]).keys == 3
+        with pytest.raises(KeyCollisionError, match="get one key, 1, but"):
+            patch.check_keys(add, [(1, 2), (1, 3)])
+    assert double.cache_info().currsize == 0  # nothing was cached
+    assert len(add.cache) == 0  # type: ignore[attr-defined]
