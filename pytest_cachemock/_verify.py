@@ -110,6 +110,21 @@ class _Check:
         self.compare: Compare = compare if compare is not None else _equal
 
 
+class _Checks(dict[str, _Check]):
+    """A verifier's checks: kinds added by ``update`` (``patch_caches.verify``) reach the
+    child processes started from then on (isolation "shared")."""
+
+    __slots__ = ("verifier",)
+
+    def __init__(self, verifier: Verifier, checks: Mapping[str, _Check]) -> None:
+        super().__init__(checks)
+        self.verifier = verifier
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self.verifier.share()
+
+
 class Verifier:
     """The kinds one ``PatchCaches`` verifies, for the threads of its store, and what it found.
 
@@ -124,18 +139,35 @@ class Verifier:
         functions: Iterable[tuple[str, Any]] = (),
         skip: Iterable[str] = (),
     ) -> None:
-        self.every = every
-        self.checks = dict(checks)
+        self.box: Any = None
+        self._every = every
+        self.checks: dict[str, _Check] = _Checks(self, checks)
         self.skip = frozenset(skip)  # kinds left alone even when every kind is verified
         # (kind, target) of every function-cache target of the PatchCaches, verified or
         # not: while it runs, their calls go through stand-ins (a recompute bypasses them all).
         self.functions = list(functions)
         self.unbind: Callable[[], None] | None = None
-        self.box: Any = None
         self.failures: list[str] = []
         self._seen: dict[tuple[str, str], int] = {}
         self.reported = 0
         self._lock = threading.Lock()
+
+    @property
+    def every(self) -> bool:
+        return self._every
+
+    @every.setter
+    def every(self, every: bool) -> None:
+        changed = every != self._every
+        self._every = every
+        if changed:
+            self.share()
+
+    def share(self) -> None:
+        """Tell the children started from now on what this verifies (isolation "shared")."""
+        share = getattr(self.box, "share_verify", None)
+        if share is not None:
+            share(self.for_children())
 
     def check_for(self, kind: str) -> _Check | None:
         check = self.checks.get(kind)
@@ -191,9 +223,7 @@ class Verifier:
 
 def start(verifier: Verifier, box: Any) -> None:
     verifier.box = box
-    share = getattr(box, "share_verify", None)
-    if share is not None:  # isolation "shared": the children started from now on verify too
-        share(verifier.for_children())
+    verifier.share()  # isolation "shared": the children started from now on verify too
     requests = [
         request
         for kind, target in verifier.functions
@@ -250,12 +280,11 @@ def _reference(fn: Any) -> str | None:
     qual = getattr(fn, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qual, str) or "<" in qual:
         return None
-    if module == "__main__":
-        return None  # a child's __main__ is its own
-    try:
-        found = _resolve(f"{module}:{qual}")
-    except Exception:
-        return None
+    if module == "__main__" or module not in sys.modules:
+        return None  # a child's __main__ is its own; and nothing is imported here for it
+    found: Any = sys.modules[module]
+    for part in qual.split("."):
+        found = getattr(found, part, None)
     return f"{module}:{qual}" if found is fn else None
 
 

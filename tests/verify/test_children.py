@@ -141,6 +141,14 @@ def test_a_kind_whose_comparator_has_no_reference_is_left_to_the_parent(patch_ca
 
 
 @pytest.mark.cachemock(isolation="shared")
+def test_a_kind_verified_later_reaches_children(patch_caches):
+    patch_caches.verify("good")
+    patch_caches.verify("quotes")          # added to the running verifier
+    quote("A1", 1)
+    python("en")
+
+
+@pytest.mark.cachemock(isolation="shared")
 def test_children_without_verify(global_stats):
     quote("A1", 1)
     in_child("fork", quote, "A1", 2)
@@ -153,7 +161,7 @@ def test_stale_hits_in_children_fail_the_test(pytester: pytest.Pytester) -> None
     pytester.makepyfile(childapp=APP, test_children=TESTS)
     pytester.makeconftest(CONFTEST)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
-    result.assert_outcomes(passed=3, failed=4)
+    result.assert_outcomes(passed=3, failed=5)
     text = result.stdout.str()
 
     def failure(test: str) -> str:  # the test's failure text, without its report section
@@ -176,3 +184,5 @@ def test_stale_hits_in_children_fail_the_test(pytester: pytest.Pytester) -> None
     section = failure("test_a_comparator_by_reference_reaches_children")
     assert "- kind 'good', key 'good/" in section
     assert "  call: childapp.area(2, 3)\n" in section
+    section = failure("test_a_kind_verified_later_reaches_children")
+    assert "  call: childapp.quote('A1', 3)\n" in section
