@@ -711,6 +711,11 @@ def build(
         named = name in names or name in extra
         if not (every or named):
             continue
+        why = next((t.not_verifiable for t in kind.targets if getattr(t, "not_verifiable", "")), "")
+        if why:  # a function cache's kind that is no function (a recompute would go unused)
+            if named:
+                raise ValueError(f"verify: cache kind {name!r} {why}")
+            continue
         if recompute is None and not _is_memoizer_kind(kind):
             if named:
                 raise ValueError(_no_recompute(name))

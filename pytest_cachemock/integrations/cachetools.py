@@ -355,6 +355,17 @@ class CacheTarget(Target):
     def verifiable(self) -> bool:
         return self.fn is not None
 
+    @property
+    def not_verifiable(self) -> str:
+        """Why verify mode cannot check this kind ("" when it can)."""
+        if self.fn is not None:
+            return ""
+        return (
+            f"is a cachetools cache object ({self.where}), filled by code the plugin does not "
+            "know, so its hits cannot be checked: verify the @cached function that fills it "
+            "(name the function in cachemock_cachetools), or do not verify this kind"
+        )
+
     def verify_wrap(self, kind: str) -> _verify.Rebind | None:
         fn, where = self.fn, self.where
         if fn is None:

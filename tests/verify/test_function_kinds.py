@@ -56,6 +56,9 @@ def volume(w, h, d):
     return w * h * d
 
 
+STORE = LRUCache(10)   # a cache object: what fills it is not known
+
+
 class Cart:
     def __init__(self):
         self.cache = LRUCache(10)
@@ -75,6 +78,7 @@ cachemock_functools =
     fnapp:area
     fnapp:fib
 cachemock_cachetools =
+    fnapp:STORE
     fnapp:quote
     fnapp:volume
     fnapp:Cart.total
@@ -360,3 +364,30 @@ def test_check_keys_needs_no_profile_loaded() -> None:
             patch.check_keys(add, [(1, 2), (1, 3)])
     assert double.cache_info().currsize == 0  # nothing was cached
     assert len(add.cache) == 0  # type: ignore[attr-defined]
+
+
+def test_a_cache_object_kind_cannot_be_verified(app: pytest.Pytester) -> None:
+    app.makepyfile(
+        """
+        import pytest
+        from pytest_cachemock import PatchCaches
+
+        def test_named():
+            with pytest.raises(ValueError) as found:
+                PatchCaches(verify="STORE").start()
+            assert str(found.value) == (
+                "verify: cache kind 'STORE' is a cachetools cache object (fnapp.STORE), "
+                "filled by code the plugin does not know, so its hits cannot be checked: "
+                "verify the @cached function that fills it (name the function in "
+                "cachemock_cachetools), or do not verify this kind"
+            )
+
+        @pytest.mark.cachemock(verify=True)
+        def test_every_kind_leaves_it_alone(global_stats):
+            from fnapp import STORE
+            STORE["a"] = 1
+            assert STORE["a"] == 1
+            assert global_stats.STORE.hits == 1
+        """
+    )
+    app.runpytest().assert_outcomes(passed=2)
