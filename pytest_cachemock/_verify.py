@@ -608,17 +608,15 @@ def _rebind(requests: list[Rebind]) -> Callable[[], None]:
     with _bound_lock:
         new: dict[int, _Bound] = {}
         for fn, make, spots in requests:
-            found = _bound.get(id(fn))
-            if found is not None and found.original is fn:
+            found = _bound.get(id(fn))  # its _Bound holds fn: an id is never reused here
+            if found is not None:
                 found.count += 1
-            elif id(fn) not in new:
+            else:
                 bound = new[id(fn)] = _bound[id(fn)] = _Bound(fn, make())
                 for owner, name in spots:
                     if vars(owner).get(name) is fn:
                         setattr(owner, name, bound.stand_in)
                         bound.places.append((owner, name))
-            else:
-                new[id(fn)].count += 1
             taken.append(id(fn))
         if new:
             ids = new.keys()
