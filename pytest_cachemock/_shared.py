@@ -17,7 +17,12 @@ The store is a directory made for the test (``tempfile.mkdtemp``), removed when 
   lock, as the thread mode's counters); the test's process adds them all up when stats are
   read. A process killed between its write and its count loses that one count.
 - ``manifest.json``: what a child needs to mock the same kinds (declared kinds as
-  ``cachemock_kinds`` lines, the switches mode); ``site/sitecustomize.py``: the start-up hook.
+  ``cachemock_kinds`` lines, the switches mode) and to verify them (``verify``: what the
+  test's verifier checks, see ``_verify.start_child``); ``site/sitecustomize.py``: the
+  start-up hook.
+- The stale hits verify mode finds in a child go to the test's process as records of the log
+  too (``_STALE``: the kind and key, and the failure's text), read when its verifier takes
+  its failures.
 
 Children: while the test runs, ``CACHEMOCK_SHARED`` names the directory and ``site`` is first
 on ``PYTHONPATH``, so a Python child (spawn, forkserver, ``subprocess``) runs the hook, which
@@ -51,7 +56,7 @@ _FAULTS = 64  # ctl: int64 slots; [0] the published end, [_FAULTS + slot] a kind
 _CTL_SIZE = (_FAULTS + _MAX_KINDS) * 8
 _COUNTS_SIZE = _MAX_KINDS * 4 * 8
 _HEAD = struct.Struct("<BxHII")  # record type (| _PICKLED), kind slot, key length, value length
-_KIND, _PUT, _DELETE, _CLEAR, _FAULT = range(5)
+_KIND, _PUT, _DELETE, _CLEAR, _FAULT, _STALE = range(6)
 _PICKLED = 0x80
 _ALL = 0xFFFF
 _OPEN = os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
@@ -123,6 +128,8 @@ class _Disk:
         self.seq = 0
         self.counts: dict[str, memoryview] = {}  # file name -> its counters (when summing)
         self.undecodable: list[str] = []
+        self.stale: list[tuple[str, str, str]] = []  # (kind, key, text) children reported
+        self.stale_taken = 0
 
     def after_fork(self) -> None:
         self.lock = threading.RLock()
@@ -187,6 +194,9 @@ class _Disk:
             self.values.append({})
         elif kind == _FAULT:
             self.faults[slot] = pickle.loads(raw)
+        elif kind == _STALE:
+            found_kind, found_key = json.loads(key)
+            self.stale.append((found_kind, found_key, raw.decode("utf-8", "replace")))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -532,6 +542,45 @@ class _SharedBox(_Box):
             super().arm(kind, fault)
             return
         self.disk.arm(self.disk.slot(kind), kind, fault)
+
+    # -- verify mode (_verify): what children verify, and the stale hits they find --------
+
+    def share_verify(self, config: Mapping[str, Any]) -> None:
+        """Tell the children started from now on to verify as ``config`` says."""
+        disk = self.disk
+        if self.frozen is not None or not disk.owner:
+            return
+        path = os.path.join(disk.path, "manifest.json")
+        try:
+            with open(path) as f:
+                manifest = json.load(f)
+        except OSError:
+            manifest = {"lines": [], "switches": "keep", "enable": []}
+        manifest["verify"] = dict(config)
+        with open(path + ".new", "w") as f:
+            json.dump(manifest, f)
+        os.replace(path + ".new", path)  # a child starting now reads the old or the new
+
+    def report_stale(self, kind: str, key: str, text: str) -> None:
+        """A stale hit found in this child process: to the test's process, through the log."""
+        disk = self.disk
+        if self.frozen is not None or disk.owner:
+            return  # the test's own process keeps it in its verifier
+        where = json.dumps([kind, key]).encode("utf-8", "surrogatepass")
+        body = text.encode("utf-8", "replace")
+        disk.append(_HEAD.pack(_STALE, 0, len(where), len(body)) + where + body)
+
+    def stale_reports(self) -> list[tuple[str, str, str]]:
+        """The stale hits the children reported since this was last asked (the test's
+        process only; nothing once the box closed: its verifier took them at its stop)."""
+        disk = self.disk
+        if self.frozen is not None or not disk.owner:
+            return []
+        disk.catch_up()
+        with disk.lock:
+            new = disk.stale[disk.stale_taken :]
+            disk.stale_taken = len(disk.stale)
+        return new
 
     def sums(self) -> dict[str, KindRecord]:
         frozen = self.frozen

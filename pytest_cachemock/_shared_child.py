@@ -4,7 +4,8 @@ The ``sitecustomize`` that the test puts first on ``PYTHONPATH`` calls :func:`st
 ``CACHEMOCK_SHARED`` names the test's store. It declares the test's kinds from the manifest
 (discovered ``RemoteCache`` subclasses and memoizers declare themselves as the child defines
 them) and starts a ``PatchCaches`` bound to the store, which stays on for the life of the
-process. No pytest is needed.
+process, and when the test verifies, a verifier that sends what it finds to the test (see
+``_verify.start_child``). No pytest is needed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import sys
 
-from . import _shared
+from . import _shared, _verify
 from .kinds import Registry
 from .patching import PatchCaches
 
@@ -49,3 +50,6 @@ def start(path: str) -> None:
     )
     patch.start()
     _started.append(patch)
+    verify = manifest.get("verify")
+    if verify:
+        _verify.start_child(verify, patch._box)

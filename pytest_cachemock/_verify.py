@@ -9,6 +9,11 @@ it reaches neither read nor store nor count). A new kind of cache (a function ca
 with the same two calls: ``if active: hit(kind, key, cached, recompute, shown)`` on its hit
 path, and ``if active and bypassing(): call the function`` on its lookup.
 
+A function cache whose calls the plugin cannot see in place (an ``lru_cache`` function, a
+cachetools ``@cached`` one) also gives its targets a ``verify_wrap(kind)``: while a verifier
+runs, every module global (and each spot it names) that holds the cached function holds a
+stand-in that calls it, tells whether the call hit, and calls :func:`hit` (:func:`_rebind`).
+
 The key check (:func:`check_keys`) calls a memoized function's real function and its key
 builder on examples (or on what a Hypothesis strategy draws): two calls with one key and two
 results mean the key forgot an input; equal results under many keys are reported as a note.
@@ -19,21 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
+import sys
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from types import ModuleType
 from typing import Any, Callable, Optional, Union
 
 from ._report import cut
 from ._store import current_store
-from .errors import CachemockWarning
+from .errors import KeyCollisionError, KeyNoteWarning, StaleHitError
 
 # _keys and serde are imported where used: the plugin loads this module, and they bring
 # typing_extensions (the plugin's load stays light, see test_plugin_imports_nothing_heavy).
 
 __all__ = [
     "MEMO_ATTR",
+    "ORIGINAL_ATTR",
     "KeyCheck",
     "KeyCollisionError",
     "KeyNoteWarning",
@@ -45,6 +54,10 @@ __all__ = [
     "check_keys",
     "follow",
     "hit",
+    "is_lru_cache",
+    "lru_key",
+    "original",
+    "verified",
 ]
 
 Compare = Callable[[Any, Any], bool]
@@ -78,18 +91,6 @@ _SHOWN_FAILURES = 10
 MEMO_ATTR = "__cachemock_memoizer__"  # a memoized wrapper's memoizer, for check_keys
 
 
-class StaleHitError(AssertionError):
-    """A cache hit returned something other than a fresh computation (verify mode)."""
-
-
-class KeyCollisionError(AssertionError):
-    """Two calls got one key but different results: the key forgot an input."""
-
-
-class KeyNoteWarning(CachemockWarning):
-    """What the key check noticed that is not an error (a key that holds too much)."""
-
-
 def bypassing() -> bool:
     """True while a verification recomputes: caches reached then read and store nothing."""
     return _bypass.get()
@@ -109,6 +110,21 @@ class _Check:
         self.compare: Compare = compare if compare is not None else _equal
 
 
+class _Checks(dict[str, _Check]):
+    """A verifier's checks: kinds added by ``update`` (``patch_caches.verify``) reach the
+    child processes started from then on (isolation "shared")."""
+
+    __slots__ = ("verifier",)
+
+    def __init__(self, verifier: Verifier, checks: Mapping[str, _Check]) -> None:
+        super().__init__(checks)
+        self.verifier = verifier
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self.verifier.share()
+
+
 class Verifier:
     """The kinds one ``PatchCaches`` verifies, for the threads of its store, and what it found.
 
@@ -116,38 +132,105 @@ class Verifier:
     ``checks`` holds the kinds named, each with its recompute and comparator.
     """
 
-    def __init__(self, every: bool, checks: Mapping[str, _Check]) -> None:
-        self.every = every
-        self.checks = dict(checks)
+    def __init__(
+        self,
+        every: bool,
+        checks: Mapping[str, _Check],
+        functions: Iterable[tuple[str, Any]] = (),
+        skip: Iterable[str] = (),
+    ) -> None:
         self.box: Any = None
+        self._every = every
+        self.checks: dict[str, _Check] = _Checks(self, checks)
+        self.skip = frozenset(skip)  # kinds left alone even when every kind is verified
+        # (kind, target) of every function-cache target of the PatchCaches, verified or
+        # not: while it runs, their calls go through stand-ins (a recompute bypasses them all).
+        self.functions = list(functions)
+        self.unbind: Callable[[], None] | None = None
         self.failures: list[str] = []
         self._seen: dict[tuple[str, str], int] = {}
         self.reported = 0
         self._lock = threading.Lock()
 
+    @property
+    def every(self) -> bool:
+        return self._every
+
+    @every.setter
+    def every(self, every: bool) -> None:
+        changed = every != self._every
+        self._every = every
+        if changed:
+            self.share()
+
+    def share(self) -> None:
+        """Tell the children started from now on what this verifies (isolation "shared")."""
+        share = getattr(self.box, "share_verify", None)
+        if share is not None:
+            share(self.for_children())
+
     def check_for(self, kind: str) -> _Check | None:
         check = self.checks.get(kind)
-        if check is None and self.every:
+        if check is None and self.every and kind not in self.skip:
             check = self.checks[kind] = _Check(None, None)
         return check
 
-    def add(self, kind: str, key: str, text: str) -> None:
+    def add(self, kind: str, key: str, text: str, send: bool = True) -> None:
         with self._lock:
             seen = self._seen.get((kind, key))
-            if seen is None:
-                self._seen[(kind, key)] = len(self.failures)
-                self.failures.append(text)
+            if seen is not None:
+                return
+            self._seen[(kind, key)] = len(self.failures)
+            self.failures.append(text)
+        if send:
+            # A child process of the test (isolation "shared") sends it to the test's.
+            report = getattr(self.box, "report_stale", None)
+            if report is not None:
+                report(kind, key, text)
+
+    def collect(self) -> None:
+        """Add what the test's child processes found (isolation "shared")."""
+        reports = getattr(self.box, "stale_reports", None)
+        if reports is not None:
+            for kind, key, text in reports():
+                self.add(kind, key, text, send=False)
 
     def take(self) -> list[str]:
         """The failures not taken yet."""
+        self.collect()
         with self._lock:
             new = self.failures[self.reported :]
             self.reported = len(self.failures)
         return new
 
+    def for_children(self) -> dict[str, Any]:
+        """What a child process needs to verify as this does (see :func:`start_child`):
+        every kind or the kinds named, each with its recompute and comparator by reference.
+        A kind whose function has no reference a child can import is left to this process."""
+        kinds: dict[str, list[str | None]] = {}
+        skip: list[str] = []
+        for name, check in list(self.checks.items()):
+            compare = None if check.compare is _equal else _reference(check.compare)
+            recompute = None if check.recompute is None else _reference(check.recompute)
+            if (compare is None and check.compare is not _equal) or (
+                recompute is None and check.recompute is not None
+            ):
+                skip.append(name)
+            else:
+                kinds[name] = [recompute, compare]
+        return {"every": self.every, "kinds": kinds, "skip": skip}
+
 
 def start(verifier: Verifier, box: Any) -> None:
     verifier.box = box
+    verifier.share()  # isolation "shared": the children started from now on verify too
+    requests = [
+        request
+        for kind, target in verifier.functions
+        if (request := target.verify_wrap(kind)) is not None
+    ]
+    if requests:
+        verifier.unbind = _rebind(requests)
     with _active_lock:
         active.append(verifier)
         _tell()
@@ -157,6 +240,62 @@ def stop(verifier: Verifier) -> None:
     with _active_lock:
         active[:] = [v for v in active if v is not verifier]
         _tell()
+    verifier.collect()  # while the children's reports are still there
+    unbind, verifier.unbind = verifier.unbind, None
+    if unbind is not None:
+        unbind()
+
+
+def start_child(config: Mapping[str, Any], box: Any) -> None:
+    """In a child process of a test (isolation "shared"): verify what the test verifies
+    (``config`` from :meth:`Verifier.for_children`), sending what it finds to the test."""
+    checks = {
+        name: _Check(
+            None if recompute is None else _Later(recompute),
+            None if compare is None else _Later(compare),
+        )
+        for name, (recompute, compare) in dict(config.get("kinds", {})).items()
+    }
+    start(Verifier(bool(config.get("every")), checks, skip=config.get("skip", ())), box)
+
+
+class _Later:
+    """A function named by reference, imported at its first call: a child starts before its
+    own code, and importing the test's modules then would run them out of turn."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+        self.__module__, _, self.__qualname__ = reference.partition(":")
+        self._fn: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        if self._fn is None:
+            self._fn = _resolve(self.reference)
+        return self._fn(*args)
+
+
+def _reference(fn: Any) -> str | None:
+    """``module:qualname`` that imports ``fn`` itself, else None (a lambda, a local)."""
+    module = getattr(fn, "__module__", None)
+    qual = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qual, str) or "<" in qual:
+        return None
+    if module == "__main__" or module not in sys.modules:
+        return None  # a child's __main__ is its own; and nothing is imported here for it
+    found: Any = sys.modules[module]
+    for part in qual.split("."):
+        found = getattr(found, part, None)
+    return f"{module}:{qual}" if found is fn else None
+
+
+def _resolve(reference: str) -> Any:
+    import importlib
+
+    module, _, qual = reference.partition(":")
+    found: Any = importlib.import_module(module)
+    for part in qual.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def failure_text(failures: list[str]) -> str:
@@ -168,8 +307,9 @@ def failure_text(failures: list[str]) -> str:
         parts.append(f"... and {n - _SHOWN_FAILURES} more")
     parts.append(
         "A stale hit is a key that leaves out an input of the result: put that input in the "
-        "key (a memoizer's arguments, params_encoder or context; a RemoteCache's key). If the "
-        "values are equal in a looser sense, give the kind a comparator: "
+        "key (a memoizer's arguments, params_encoder or context; a RemoteCache's key; an "
+        "lru_cache function's arguments; a cachetools key= function). If the values are "
+        "equal in a looser sense, give the kind a comparator: "
         "patch_caches.verify(kind, compare=...)."
     )
     return "\n".join(parts)
@@ -195,6 +335,11 @@ def _check_here(kind: str) -> tuple[Verifier, _Check] | None:
         return None
     check = verifier.check_for(kind)
     return None if check is None else (verifier, check)
+
+
+def verified(kind: str) -> bool:
+    """Whether a hit of ``kind`` here would be checked (to skip building a key text)."""
+    return _check_here(kind) is not None
 
 
 def hit(
@@ -412,11 +557,108 @@ def _name(fn: Any) -> str:
     return f"{module}:{qual}" if module else qual
 
 
+# -- function kinds: stand-ins for the cached functions -------------------------------------------
+
+ORIGINAL_ATTR = "__cachemock_original__"  # a stand-in's cached function
+# What a function-cache target's verify_wrap(kind) asks for: the cached function, a maker of
+# its stand-in, and the (owner, attribute) spots outside module globals that may hold it (a
+# class that holds a cached method).
+Rebind = tuple[Any, Callable[[], Any], tuple[tuple[Any, str], ...]]
+
+
+class _Bound:
+    """A cached function replaced by its stand-in: where, and for how many verifiers."""
+
+    __slots__ = ("count", "original", "places", "stand_in")
+
+    def __init__(self, original: Any, stand_in: Any) -> None:
+        self.original = original
+        self.stand_in = stand_in
+        self.count = 1
+        self.places: list[tuple[Any, str]] = []  # (a module's namespace or an owner, name)
+
+    def restore(self) -> None:
+        # Only where the stand-in still is: a spot rebound meanwhile keeps what it holds.
+        for place, name in self.places:
+            if type(place) is dict:
+                if place.get(name) is self.stand_in:
+                    place[name] = self.original
+            elif vars(place).get(name) is self.stand_in:
+                setattr(place, name, self.original)
+
+
+_bound: dict[int, _Bound] = {}
+_bound_lock = threading.Lock()
+
+
+def original(fn: Any) -> Any:
+    """The cached function behind a stand-in (``fn`` itself when it is none)."""
+    return getattr(fn, ORIGINAL_ATTR, fn)
+
+
+def _rebind(requests: list[Rebind]) -> Callable[[], None]:
+    """Put each request's stand-in wherever its function is, until the returned undo runs.
+
+    "Wherever" is every module's globals (the module that defines it, and each that imported
+    it by name: a test module's ``from shop import price``) plus the spots given. A reference
+    held elsewhere (an object's attribute, a closure) keeps calling the cached function: its
+    calls are counted, not verified. Verifiers running at once share one stand-in.
+    """
+    taken: list[int] = []
+    with _bound_lock:
+        new: dict[int, _Bound] = {}
+        for fn, make, spots in requests:
+            found = _bound.get(id(fn))  # its _Bound holds fn: an id is never reused here
+            if found is not None:
+                found.count += 1
+            else:
+                bound = new[id(fn)] = _bound[id(fn)] = _Bound(fn, make())
+                for owner, name in spots:
+                    if vars(owner).get(name) is fn:
+                        setattr(owner, name, bound.stand_in)
+                        bound.places.append((owner, name))
+            taken.append(id(fn))
+        if new:
+            ids = new.keys()
+            for module in list(sys.modules.values()):
+                if not isinstance(module, ModuleType):
+                    continue
+                # Past a module's own __getattribute__ (a lazy module would load itself).
+                namespace = object.__getattribute__(module, "__dict__")
+                if ids.isdisjoint(map(id, list(namespace.values()))):
+                    continue  # most modules: one pass in C
+                found_here = [
+                    (name, new[id(value)])
+                    for name, value in list(namespace.items())
+                    if id(value) in new and new[id(value)].original is value
+                ]
+                for name, bound in found_here:
+                    namespace[name] = bound.stand_in
+                    bound.places.append((namespace, name))
+
+    def undo() -> None:
+        with _bound_lock:
+            for number in taken:
+                bound = _bound.get(number)
+                if bound is None:
+                    continue
+                bound.count -= 1
+                if bound.count == 0:
+                    del _bound[number]
+                    bound.restore()
+
+    return undo
+
+
 # -- building a PatchCaches' verifier ------------------------------------------------------------
 
 
 def _is_memoizer_kind(kind: Any) -> bool:
+    """Whether the plugin can recompute ``kind``'s hits itself: a memoizer's, or a function
+    cache's (a target that says it is ``verifiable``)."""
     for target in kind.targets:
+        if getattr(target, "verifiable", False):
+            return True
         spot = target.spot()
         if spot is not None and callable(getattr(spot[0], "entry_for", None)):
             return True
@@ -452,6 +694,12 @@ def build(
     if not every and not names and not extra:
         return None
     checks: dict[str, _Check] = {}
+    functions = [
+        (name, target)
+        for name, kind in kinds.items()
+        for target in kind.targets
+        if callable(getattr(target, "verify_wrap", None))
+    ]
     for name, kind in kinds.items():
         recompute, compare = getattr(kind, "recompute", None), getattr(kind, "compare", None)
         if name in extra:
@@ -461,12 +709,17 @@ def build(
         named = name in names or name in extra
         if not (every or named):
             continue
+        why = next((t.not_verifiable for t in kind.targets if getattr(t, "not_verifiable", "")), "")
+        if why:  # a function cache's kind that is no function (a recompute would go unused)
+            if named:
+                raise ValueError(f"verify: cache kind {name!r} {why}")
+            continue
         if recompute is None and not _is_memoizer_kind(kind):
             if named:
                 raise ValueError(_no_recompute(name))
             continue
         checks[name] = _Check(recompute, compare)
-    return Verifier(every, checks)
+    return Verifier(every, checks, functions)
 
 
 def _no_recompute(name: str) -> str:
@@ -482,9 +735,14 @@ def _no_recompute(name: str) -> str:
 # -- the key check -------------------------------------------------------------------------------
 
 # How check_keys finds a function's key and real function: each keyer returns
-# (key_of(args, kwargs) -> str, real(args, kwargs) -> result, name) for a function it knows,
-# else None. Memoizers are built in; a function-cache profile adds its own with add_keyer.
-_Keyed = tuple[Callable[[tuple[Any, ...], dict[str, Any]], str], Callable[..., Any], str]
+# (key_of(args, kwargs) -> key, real(args, kwargs) -> result, name, how to fix a collision)
+# for a function it knows, else None. Keys are compared with == (as the cache compares
+# them). Memoizers are built in; a function-cache profile adds its own with add_keyer.
+_Keyed = tuple[Callable[[tuple[Any, ...], dict[str, Any]], Hashable], Callable[..., Any], str, str]
+_MEMO_FIX = (
+    "Put the missing input in the key: an argument that params_encoder drops, or a "
+    "setting the function reads, in the Memoizer's context."
+)
 _keyers: list[Callable[[Any], Optional[_Keyed]]] = []
 
 
@@ -510,17 +768,118 @@ def _memoized(fn: Any) -> _Keyed | None:
         def run(*args: Any, **kwargs: Any) -> Any:
             return asyncio.run(real(*args, **kwargs))
 
-        return key_of, run, str(spec.shown)
-    return key_of, real, str(spec.shown)
+        return key_of, run, str(spec.shown), _MEMO_FIX
+    return key_of, real, str(spec.shown), _MEMO_FIX
 
 
 _keyers.append(_memoized)
+
+# -- the function caches' keys (the functools and cachetools profiles' kinds) -----------------
+# Here rather than in the profiles: check_keys takes these functions whether or not a
+# profile is loaded.
+
+_LRU_WRAPPER: Any = getattr(functools, "_lru_cache_wrapper", None)
+
+
+def is_lru_cache(obj: object) -> bool:
+    """Whether ``obj`` is a function made by ``functools.lru_cache`` or ``functools.cache``
+    (or verify mode's stand-in for one)."""
+    obj = original(obj)
+    if isinstance(_LRU_WRAPPER, type):
+        return isinstance(obj, _LRU_WRAPPER)
+    # Without the C accelerator, lru_cache returns a plain function with these attached.
+    return callable(getattr(obj, "cache_info", None)) and callable(
+        getattr(obj, "cache_parameters", None)
+    )
+
+
+class _KeywordMark:
+    """Where a key's keyword arguments begin (functools' own marker is a bare object)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "**"
+
+
+_KEYWORDS = (_KeywordMark(),)
+
+
+def lru_key(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    """The key ``fn`` (an lru_cache function) files a call under, equal where functools'
+    is: the arguments, as a tuple (one int or str argument stands for itself, as there)."""
+    typed = bool(fn.cache_parameters().get("typed", False))
+    # functools' own key maker (the C accelerator makes the same keys).
+    key = functools._make_key(args, kwargs, typed, _KEYWORDS)
+    return tuple(key) if isinstance(key, list) else key
+
+
+def _unbound(fn: Any) -> tuple[tuple[Any, ...], Any]:
+    """(the instance, the function) of a bound method; ((), fn) for anything else."""
+    if inspect.ismethod(fn):
+        return (fn.__self__,), original(fn.__func__)
+    return (), original(fn)
+
+
+_LRU_FIX = (
+    "Put the missing input in the key: an lru_cache function's key is its arguments, so "
+    "pass what the function reads (a global, a setting) as an argument."
+)
+_CACHETOOLS_FIX = (
+    "Put the missing input in the key: the key= function of @cached (or @cachedmethod) "
+    "leaves out an argument, or the function reads something that is not an argument."
+)
+
+
+def _lru_keyed(fn: Any) -> _Keyed | None:
+    """check_keys' view of an lru_cache function (or a bound method of one)."""
+    first, fn = _unbound(fn)
+    if not is_lru_cache(fn):
+        return None
+    real = fn.__wrapped__
+
+    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        return lru_key(fn, first + args, kwargs)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return real(*first, *args, **kwargs)
+
+    return key_of, run, _dotted(fn), _LRU_FIX
+
+
+def _cachetools_keyed(fn: Any) -> _Keyed | None:
+    """check_keys' view of a cachetools ``@cached`` function or ``@cachedmethod`` (named on
+    its class, or bound to an instance)."""
+    first, fn = _unbound(fn)
+    key = getattr(fn, "cache_key", None)
+    real = getattr(fn, "__wrapped__", None)
+    if not callable(key) or not callable(real) or not hasattr(fn, "cache"):
+        return None
+
+    def key_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        found: Hashable = key(*first, *args, **kwargs)
+        return found
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return real(*first, *args, **kwargs)
+
+    return key_of, run, _dotted(fn), _CACHETOOLS_FIX
+
+
+def _dotted(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+_keyers.append(_lru_keyed)
+_keyers.append(_cachetools_keyed)
 
 
 class _Example:
     __slots__ = ("args", "key", "kwargs", "result")
 
-    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any], key: str, result: Any):
+    def __init__(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], key: Hashable, result: Any
+    ) -> None:
         self.args = args
         self.kwargs = kwargs
         self.key = key
@@ -556,19 +915,20 @@ def _keyed(fn: Any) -> _Keyed:
         if found is not None:
             return found
     raise TypeError(
-        f"check_keys(fn, ...): fn is a function a Memoizer decorated (@memo.memoize), got "
+        f"check_keys(fn, ...): fn is a function a Memoizer decorated (@memo.memoize), an "
+        f"lru_cache (or cache) function, or a cachetools @cached or @cachedmethod one, got "
         f"{fn!r}; pass the decorated function, not the plain one"
     )
 
 
 def _run(
-    keyed: _Keyed, examples: Iterable[Any], notes: list[str], changed: list[str]
+    keyed: _Keyed, examples: Iterable[Any], notes: list[str], changed: list[Hashable]
 ) -> list[_Example]:
     """Each example's key (made twice: a key that changes by itself is noted once, into
     ``changed``) and the real function's result, with every cache bypassed."""
     from ._keys import _call_repr
 
-    key_of, real, name = keyed
+    key_of, real, name, _ = keyed
     done: list[_Example] = []
     # What the function reaches is computed, never cached: the caches look at _bypass only
     # while ``active`` holds a verifier, so one that verifies no store stands in meanwhile.
@@ -595,10 +955,10 @@ def _run(
     return done
 
 
-def _collision(name: str, done: list[_Example], compare: Compare) -> str | None:
+def _collision(name: str, done: list[_Example], compare: Compare, fix: str) -> str | None:
     from ._keys import _call_repr
 
-    by_key: dict[str, _Example] = {}
+    by_key: dict[Hashable, _Example] = {}
     for ex in done:
         first = by_key.setdefault(ex.key, ex)
         if first is ex or _leaf_same(first.result, ex.result, compare):
@@ -614,10 +974,7 @@ def _collision(name: str, done: list[_Example], compare: Compare) -> str | None:
         where = first_difference(first.result, ex.result, compare, ("first", "second"))
         if where is not None:
             lines.append(f"  first difference: {where}")
-        lines.append(
-            "Put the missing input in the key: an argument that params_encoder drops, or a "
-            "setting the function reads, in the Memoizer's context."
-        )
+        lines.append(fix)
         return "\n".join(lines)
     return None
 
@@ -635,7 +992,7 @@ def _crowds(name: str, done: list[_Example], many: int, notes: list[str]) -> Non
     """Note equal results under ``many`` or more different keys."""
     from ._keys import _call_repr
 
-    groups: dict[str, dict[str, _Example]] = {}
+    groups: dict[str, dict[Hashable, _Example]] = {}
     for ex in done:
         groups.setdefault(_result_text(ex.result), {}).setdefault(ex.key, ex)
     for keyed in groups.values():
@@ -681,13 +1038,13 @@ def check_keys(
             "strategy that draws them"
         )
     notes: list[str] = []
-    changed: list[str] = []
+    changed: list[Hashable] = []
     if strategy is not None:
         # No note of equal results under many keys here: drawn values repeat results often.
         done = _search(keyed, strategy, same, max_examples, notes, changed)
     else:
         done = _run(keyed, list(examples or ()), notes, changed)
-        found = _collision(name, done, same)
+        found = _collision(name, done, same, keyed[3])
         if found is not None:
             raise KeyCollisionError(found)
         _crowds(name, done, many, notes)
@@ -702,7 +1059,7 @@ def _search(
     same: Compare,
     max_examples: int,
     notes: list[str],
-    changed: list[str],
+    changed: list[Hashable],
 ) -> list[_Example]:
     """Draw batches of examples until one holds a collision (raised, shrunk by Hypothesis)."""
     try:
@@ -725,7 +1082,7 @@ def _search(
     @hypothesis.given(st.lists(strategy, min_size=2, max_size=8))
     def search(batch: list[Any]) -> None:
         done = _run(keyed, batch, notes, changed)
-        found = _collision(name, done, same)
+        found = _collision(name, done, same, keyed[3])
         if found is not None:
             raise KeyCollisionError(found)
         seen.extend(done)

@@ -191,3 +191,24 @@ class ForeignTrafficWarning(CachemockWarning):
     """While a test ran in isolation mode ``thread``, threads that belong to no running test
     (started before it: a long-lived thread or pool) used its mocks; their traffic was kept
     apart, not counted, and thrown away. ``isolation="process"`` counts every thread."""
+
+
+# -- verify mode and the key check (docs/verify.md) --------------------------------------------
+
+
+class StaleHitError(builtins.AssertionError):
+    """Verify mode found cache hits that differ from a fresh computation: a key that leaves
+    out an input of the result. An ``AssertionError``: a test failure, not a cache error."""
+
+
+class KeyCollisionError(builtins.AssertionError):
+    """``check_keys`` found two calls that get one key but different results: the key
+    forgot an input. An ``AssertionError``."""
+
+
+class KeyNoteWarning(CachemockWarning):
+    """What ``check_keys`` noticed that is not an error: a key that changes by itself, or
+    many keys that hold one equal result (the key holds something it need not)."""
+
+
+__all__ += ["KeyCollisionError", "KeyNoteWarning", "StaleHitError"]

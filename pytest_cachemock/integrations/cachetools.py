@@ -7,17 +7,25 @@ come back afterwards. A ``@cachedmethod`` method is replaced on its class by the
 decorator over per-test caches, one per instance, like the instance's own. Lookups
 (``cache[key]``, ``get``) count a hit or a miss, stores a put, in the test's store.
 
+Verify mode (``_verify``): while a verifier runs, each ``@cached`` function is replaced,
+wherever a module global holds it, by a stand-in that calls it and learns from its cache
+whether the call hit (the first lookup of that call, in that thread); a ``@cachedmethod``'s
+per-test method on its class likewise. A recompute reaches the caches in place: they miss and
+store nothing, uncounted.
+
 This module imports cachetools only when the profile is loaded.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Callable
 
+from .. import _verify
 from .._spots import Undo, _restore, _set
 from ..errors import KindConfigError
 from ..kinds import ProfileEntry, Registry, Target, _entry_value, _find_module
@@ -31,6 +39,22 @@ _store = current_store()
 _quiet = threading.local()
 _classes: dict[type[Any], type[Any]] = {}
 _classes_lock = threading.Lock()
+# True while verify mode runs in any test (_verify.follow keeps it so).
+_verifying = False
+_verify.follow(globals())
+# Per thread, the calls of stand-ins in progress, innermost last: [kind, hit, key], the hit
+# and key of the first lookup of a cache of that kind the call made (None: none yet).
+_calls = threading.local()
+
+
+def _looked(cache: Any, hit: bool, key: Any) -> None:
+    """A counted lookup of ``cache``: the answer of the innermost stand-in call's own."""
+    stack: list[list[Any]] | None = getattr(_calls, "stack", None)
+    if stack:
+        slot = stack[-1]
+        if slot[1] is None and slot[0] == cache._cachemock_kind:
+            slot[1] = hit
+            slot[2] = key
 
 
 def _cachetools() -> Any:
@@ -70,6 +94,8 @@ def _counting_class(base: type[Any]) -> type[Any]:
     def __getitem__(self: Any, key: Any) -> Any:
         if getattr(_quiet, "on", False):
             return base.__getitem__(self, key)
+        if _verifying and _verify.bypassing():  # inside a verify mode recompute: no cache
+            raise KeyError(key)
         record = _store.record(self._cachemock_kind)
         _fault(record, "get", key)
         _quiet.on = True
@@ -77,15 +103,21 @@ def _counting_class(base: type[Any]) -> type[Any]:
             value = base.__getitem__(self, key)
         except KeyError:
             record.misses += 1
+            if _verifying:
+                _looked(self, False, key)
             raise
         finally:
             _quiet.on = False
         record.hits += 1
+        if _verifying:
+            _looked(self, True, key)
         return value
 
     def __setitem__(self: Any, key: Any, value: Any) -> None:
         if getattr(_quiet, "on", False):
             base.__setitem__(self, key, value)
+            return
+        if _verifying and _verify.bypassing():
             return
         record = _store.record(self._cachemock_kind)
         _fault(record, "put", key)
@@ -100,6 +132,8 @@ def _counting_class(base: type[Any]) -> type[Any]:
         # cachetools' get asks ``key in self`` first: a miss never reaches __getitem__.
         if getattr(_quiet, "on", False):
             return base.get(self, key, default)
+        if _verifying and _verify.bypassing():
+            return default
         record = _store.record(self._cachemock_kind)
         _fault(record, "get", key)
         _quiet.on = True
@@ -112,6 +146,8 @@ def _counting_class(base: type[Any]) -> type[Any]:
             record.hits += 1
         else:
             record.misses += 1
+        if _verifying:
+            _looked(self, present, key)
         return value
 
     def setdefault(self: Any, key: Any, default: Any = None) -> Any:
@@ -119,6 +155,8 @@ def _counting_class(base: type[Any]) -> type[Any]:
         # hit when another thread stored it meanwhile.
         if getattr(_quiet, "on", False):
             return base.setdefault(self, key, default)
+        if _verifying and _verify.bypassing():
+            return default
         record = _store.record(self._cachemock_kind)
         present = key in self
         _fault(record, "get" if present else "put", key)
@@ -255,14 +293,84 @@ def _swap(cache: Any, kind: str, where: str) -> Undo:
     return undo
 
 
-class CacheTarget(Target):
-    """A cachetools cache object, or the cache of a ``@cached`` function (``key`` given)."""
+def _stand_in(fn: Any, kind: str, where: str, method: bool = False) -> Any:
+    """What calls the ``@cached`` function (or per-test ``@cachedmethod``) ``fn`` while
+    verify mode runs: ``fn`` itself, and when its own lookup hit, the check.
 
-    def __init__(self, cache: Any, where: str, origin: str, key: Any = None) -> None:
+    Whether it hit is this thread's own answer: the counting cache tells the innermost
+    stand-in call of this thread its first lookup of the kind, so other threads' calls and
+    the calls nested in this one cannot be taken for it. The check runs after ``fn``
+    returned, outside the decorator's lock (a recompute that calls ``fn`` again would wait
+    for that lock forever).
+    """
+    real = fn.__wrapped__
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not _verifying:
+            return fn(*args, **kwargs)
+        if _verify.bypassing():  # inside a recompute: no cache
+            return real(*args, **kwargs)
+        stack: list[list[Any]] | None = getattr(_calls, "stack", None)
+        if stack is None:
+            stack = _calls.stack = []
+        slot: list[Any] = [kind, None, None]
+        stack.append(slot)
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            stack.pop()
+        if slot[1] is True and _verify.verified(kind):
+            from .._keys import _call_repr
+
+            shown = args[1:] if method else args  # a method's instance is its class's name
+            _verify.hit(
+                kind,
+                repr(slot[2]),
+                result,
+                lambda: real(*args, **kwargs),
+                lambda: _call_repr(where, shown, kwargs),
+            )
+        return result
+
+    functools.update_wrapper(call, fn)
+    call.__wrapped__ = real  # type: ignore[attr-defined]  # as on fn: the function uncached
+    setattr(call, _verify.ORIGINAL_ATTR, fn)
+    return call
+
+
+class CacheTarget(Target):
+    """A cachetools cache object, or the cache of a ``@cached`` function (``key`` given,
+    and ``fn``, the function, for verify mode)."""
+
+    def __init__(
+        self, cache: Any, where: str, origin: str, key: Any = None, fn: Any = None
+    ) -> None:
         super().__init__(cache, "__dict__", _no_mock, origin)
         self.where = where
         self.key = key
+        self.fn = fn
         _empty_like(cache, f"{origin}: {where}")  # refused now rather than in every test
+
+    @property
+    def verifiable(self) -> bool:
+        return self.fn is not None
+
+    @property
+    def not_verifiable(self) -> str:
+        """Why verify mode cannot check this kind ("" when it can)."""
+        if self.fn is not None:
+            return ""
+        return (
+            f"is a cachetools cache object ({self.where}), filled by code the plugin does not "
+            "know, so its hits cannot be checked: verify the @cached function that fills it "
+            "(name the function in cachemock_cachetools), or do not verify this kind"
+        )
+
+    def verify_wrap(self, kind: str) -> _verify.Rebind | None:
+        fn, where = self.fn, self.where
+        if fn is None:
+            return None  # a cache object: its callers are not known
+        return fn, lambda: _stand_in(fn, kind, where), ()
 
     def install(self, kind: str) -> Undo:
         cache = self.obj
@@ -296,10 +404,19 @@ class MethodTarget(Target):
     """A ``@cachedmethod`` method: replaced on its class by the same decorator over per-test
     caches (one per instance, a new empty cache like the instance's own)."""
 
+    verifiable = True
+
     def __init__(self, owner: Any, attr: str, method: Any, where: str, origin: str) -> None:
         super().__init__(owner, attr, _no_mock, origin)
         self.method = method
         self.where = where
+        self.installed: Any = None  # the method it put on the class, while it is there
+
+    def verify_wrap(self, kind: str) -> _verify.Rebind | None:
+        replaced, where = self.installed, self.where
+        if replaced is None:
+            return None
+        return replaced, lambda: _stand_in(replaced, kind, where, True), ((self.obj, self.attr),)
 
     def install(self, kind: str) -> Undo:
         cachetools = _cachetools()
@@ -330,8 +447,11 @@ class MethodTarget(Target):
             _View(lambda: [cache for _, cache in list(caches.values())])
         )
         written = _set(self.obj, self.attr, replaced)
+        self.installed = replaced
 
         def undo() -> None:
+            if self.installed is replaced:
+                self.installed = None
             _restore(written)
             caches.clear()
 
@@ -360,12 +480,13 @@ def _target(value: Any, owner: Any, attr: str, where: str, entry: ProfileEntry) 
     """The target for what an entry names, or an error saying why it cannot be one."""
     cachetools = _cachetools()
     origin = entry.origin
+    value = _verify.original(value)
     if isinstance(value, cachetools.Cache):
         return CacheTarget(value, where, origin)
     if callable(value) and hasattr(value, "cache_key") and hasattr(value, "cache"):
         cache = value.cache
         if isinstance(cache, cachetools.Cache):
-            return CacheTarget(cache, where, origin, key=value.cache_key)
+            return CacheTarget(cache, where, origin, key=value.cache_key, fn=value)
         if cache is None:
             why = "is decorated with cache=None, which caches nothing"
         elif isinstance(cache, Mapping):
@@ -402,6 +523,7 @@ def _scan(module: Any, entry: ProfileEntry) -> list[tuple[str, list[Target]]]:
             seen.add(id(value))
             found.append((name, [CacheTarget(value, f"{module.__name__}.{name}", entry.origin)]))
     for name, value in top:
+        value = _verify.original(value)
         cache = getattr(value, "cache", None) if callable(value) else None
         if (
             isinstance(cache, cachetools.Cache)
@@ -411,7 +533,8 @@ def _scan(module: Any, entry: ProfileEntry) -> list[tuple[str, list[Target]]]:
         ):
             seen.add(id(cache))
             where = f"{module.__name__}.{name}"
-            found.append((name, [CacheTarget(cache, where, entry.origin, key=value.cache_key)]))
+            target = CacheTarget(cache, where, entry.origin, key=value.cache_key, fn=value)
+            found.append((name, [target]))
     if not found:
         raise KindConfigError(
             f"{entry.origin}: module {module.__name__!r} has no cachetools cache or @cached "

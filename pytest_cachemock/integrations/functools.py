@@ -4,13 +4,19 @@ Each named function is emptied (``cache_clear()``) when mocks are installed and 
 they are removed, and counted from its own ``cache_info()``: the numbers are the library's.
 Entries come from ``cachemock_functools`` (or ``Registry.load_profile("functools",
 entries=...)``): ``[alias=]module:function``, ``module:Class.method``, or a whole module.
+
+Verify mode (``_verify``): the lookups run inside functools, so while a verifier runs each
+function is replaced, wherever a module global holds it, by a stand-in that calls it and
+reads ``cache_info()`` before and after (see ``_stand_in`` for why that is exact enough).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
+from .. import _verify
 from .._spots import Undo
 from ..errors import KindConfigError
 from ..kinds import ProfileEntry, Registry, Target, _entry_value, _find_module
@@ -19,17 +25,15 @@ from ..mock import current_store
 __all__ = ["LruTarget", "is_lru_cache", "register_kinds"]
 
 
-_WRAPPER: Any = getattr(functools, "_lru_cache_wrapper", None)
+# True while verify mode runs in any test (_verify.follow keeps it so).
+_verifying = False
+_verify.follow(globals())
 
 
 def is_lru_cache(obj: object) -> bool:
-    """Whether ``obj`` is a function made by ``functools.lru_cache`` or ``functools.cache``."""
-    if isinstance(_WRAPPER, type):
-        return isinstance(obj, _WRAPPER)
-    # Without the C accelerator, lru_cache returns a plain function with these attached.
-    return callable(getattr(obj, "cache_info", None)) and callable(
-        getattr(obj, "cache_parameters", None)
-    )
+    """Whether ``obj`` is a function made by ``functools.lru_cache`` or ``functools.cache``
+    (or verify mode's stand-in for one)."""
+    return _verify.is_lru_cache(obj)
 
 
 def _counts(info: Any) -> tuple[int, int, int]:
@@ -78,12 +82,79 @@ class _Group:
 _store = current_store()
 
 
+def _stand_in(fn: Any, kind: str, where: str) -> Any:
+    """What calls ``fn`` while verify mode runs: ``fn`` itself, and on a hit the check.
+
+    functools tells no caller whether its call hit, only ``cache_info()``, which every
+    thread's calls move. So a call is taken for a miss only when the hits did not move and
+    the misses did while it ran; anything else is checked (its own hit, or a hit in another
+    thread at the same moment). Under threads this never lets a hit go unchecked, and a miss
+    taken for a hit costs one more computation whose result equals the one just returned (a
+    function that gives two results for one call is not one to verify). The hits and misses
+    of calls nested in this one through the stand-in (a recursive function) are this
+    thread's, and are taken off: they do not turn its miss into a hit. Another way, calling
+    ``__wrapped__`` first and then the cache, would recompute every miss too.
+    """
+    real = fn.__wrapped__
+    info = fn.cache_info
+    local = threading.local()
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not _verifying:
+            return fn(*args, **kwargs)
+        if _verify.bypassing():  # inside a recompute: no cache
+            return real(*args, **kwargs)
+        stack: list[list[int]] | None = getattr(local, "stack", None)
+        if stack is None:
+            stack = local.stack = []
+        inner = [0, 0]  # hits, misses of the calls nested in this one (through stand-ins)
+        stack.append(inner)
+        before = info()
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            after = info()
+            stack.pop()
+            hits, misses = after.hits - before.hits, after.misses - before.misses
+            if stack:
+                stack[-1][0] += hits
+                stack[-1][1] += misses
+        if hits == inner[0] and misses > inner[1]:
+            return result  # a miss: nothing hit while it ran
+        if _verify.verified(kind):
+            from .._keys import _call_repr
+
+            key = _verify.lru_key(fn, args, kwargs)
+            _verify.hit(
+                kind,
+                repr(key if type(key) is tuple else (key,)),  # shown as the arguments' tuple
+                result,
+                lambda: real(*args, **kwargs),
+                lambda: _call_repr(where, args, kwargs),
+            )
+        return result
+
+    functools.update_wrapper(call, fn)
+    call.__wrapped__ = real  # type: ignore[attr-defined]  # as on fn: the function uncached
+    setattr(call, _verify.ORIGINAL_ATTR, fn)
+    return call
+
+
 class LruTarget(Target):
     """An ``lru_cache`` function: emptied before and after each test, counted per test."""
 
-    def __init__(self, fn: Any, where: str, origin: str) -> None:
+    verifiable = True
+
+    def __init__(
+        self, fn: Any, where: str, origin: str, spots: tuple[tuple[Any, str], ...] = ()
+    ) -> None:
         super().__init__(fn, "cache_clear", _no_mock, origin)
         self.where = where
+        self.spots = spots  # where it is held besides module globals (a class, for a method)
+
+    def verify_wrap(self, kind: str) -> _verify.Rebind:
+        fn, where = self.obj, self.where
+        return fn, lambda: _stand_in(fn, kind, where), self.spots
 
     def install(self, kind: str) -> Undo:
         # Cheap, as a module may hold a hundred of them: the box this thread just opened
@@ -245,7 +316,13 @@ def register_kinds(registry: Registry, *, origin: str, entries: list[ProfileEntr
             _find_module(entry)
             registry.add_module(entry, _scan, _group)
             continue
-        value = _entry_value(entry)
+        value = _verify.original(_entry_value(entry))
         if not is_lru_cache(value):
             raise _refuse(entry, value)
-        registry.add_entry_kind(entry, [LruTarget(value, _where(value), entry.origin)])
+        parent = entry.attribute.rpartition(".")[0]
+        spots: tuple[tuple[Any, str], ...] = ()
+        if parent:  # a method: its class holds it
+            owner = _entry_value(ProfileEntry(None, entry.module, parent, entry.origin, ""))
+            if isinstance(owner, type):
+                spots = ((owner, entry.attribute.rpartition(".")[2]),)
+        registry.add_entry_kind(entry, [LruTarget(value, _where(value), entry.origin, spots)])

@@ -99,7 +99,7 @@ def test_a_key_that_changes_by_itself_is_a_note(app: pytest.Pytester) -> None:
     app.makepyfile(
         """
         import pytest
-        from pytest_cachemock._verify import KeyNoteWarning
+        from pytest_cachemock import KeyNoteWarning
         from keyapp import stamped
 
         def test_keys(patch_caches):

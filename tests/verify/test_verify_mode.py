@@ -492,7 +492,7 @@ def test_patch_caches_outside_pytest_raises_the_stale_hits(app: pytest.Pytester)
         """
         import pytest
         from pytest_cachemock import PatchCaches
-        from pytest_cachemock._verify import StaleHitError
+        from pytest_cachemock import StaleHitError
         from memoapp import quote
 
         def test_context_manager():
