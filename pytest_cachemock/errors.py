@@ -16,6 +16,7 @@ __all__ = [
     "CacheError",
     "CachemockWarning",
     "FileLockTimeoutError",
+    "ForbiddenPutError",
     "ForeignTrafficWarning",
     "KeyEncodingError",
     "KeyPicklingError",
@@ -116,6 +117,11 @@ def _describe_lock(lock: Any) -> str:
 class KindConfigError(builtins.ValueError):
     """A cache kind declared in a way the plugin cannot use (a target or switch that does not
     resolve, a bad ini line); the message names where it was declared. A ``ValueError``."""
+
+
+class ForbiddenPutError(builtins.AssertionError):
+    """A put to a kind the test forbids puts to (``forbid_puts``, the marker's
+    ``forbid_puts=``). An AssertionError: the test is wrong, or the code is."""
 
 
 # Built-in profile -> the kinds it declares, in order (integrations/torch.py declares its kinds
