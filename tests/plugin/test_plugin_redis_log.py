@@ -422,3 +422,20 @@ def test_threads_of_the_test_log_every_operation_or_count_it_dropped(log_size: i
         assert sum(op.op == "delete" for op in log) == 8
     else:  # the last thread's deletes are its last operations: still in the log
         assert [op.op for op in log][-2:] == ["delete", "delete"]
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process", "shared"])
+def test_every_isolation_mode_logs_the_kind(isolation: str) -> None:
+    app = types.SimpleNamespace(client=redis.Redis.from_url("redis://127.0.0.1:9/0"))
+    registry = Registry()
+    registry.add("sessions", targets=[(app, "client")])
+    with PatchCaches(registry=registry, isolation=isolation, log_size=2) as patch:
+        app.client.get("a")
+        app.client.set("a", b"1")
+        app.client.delete("a")
+        log = patch.log("sessions")
+    assert list(log) == [
+        CacheOp("sessions", "put", "a", "stored"),
+        CacheOp("sessions", "delete", "a", "hit"),
+    ]
+    assert log.dropped == 1
