@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         CacheError,
         CachemockWarning,
         FileLockTimeoutError,
+        ForbiddenPutError,
         ForeignTrafficWarning,
         KeyCollisionError,
         KeyEncodingError,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     )
     from .kinds import Registry
     from .memoize import Memoizer
-    from .mock import ForbiddenPutError, MockBackend
+    from .mock import MockBackend
     from .patching import PatchCaches
     from .serde import JsonSerde, PassthroughSerde, PickleSerde, Serde, SignedPickleSerde
     from .stats import GlobalStats, Stats, global_stats
@@ -57,7 +58,7 @@ _WHERE = {
     "CacheLog": "_oplog",
     "CacheOp": "_oplog",
     "Expect": "_expect",
-    "ForbiddenPutError": "mock",
+    "ForbiddenPutError": "errors",
     "at_least": "_expect",
     "at_most": "_expect",
     "Backend": "backends",

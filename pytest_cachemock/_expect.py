@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Union
 
 from ._oplog import CacheLog, CacheOp
-from .mock import ForbiddenPutError
+from .errors import ForbiddenPutError
 from .stats import Stats
 
 if TYPE_CHECKING:

@@ -114,12 +114,13 @@ class KindRecord:
         else:
             self._shared.fault = fault
 
-    def use_entries(self, entries: Any) -> None:
+    def use_entries(self, entries: Any, *, logs: bool = False) -> None:
         """Make ``entries`` (a mapping) the kind's entries in the box, for every thread (a kind
-        whose entries live elsewhere: the fake server of a redis-py client kind)."""
+        whose entries live elsewhere: the fake server of a redis-py client kind). ``logs``:
+        the kind's own code logs one operation for each put, hit and miss it counts."""
         self._shared.entries = entries
         self.entries = entries
-        if self._box is not None:  # counted by its own code, which does not log
+        if self._box is not None and not logs:  # counted by its own code, which does not log
             self._box.unlogged.add(self.kind)
 
     def _zero(self) -> None:
@@ -177,7 +178,9 @@ class _Box:
         # Counts kept by another library (an lru_cache's cache_info), read with the sums.
         self.polled: list[Polled] = []
         self.oplog = OpLog()
-        self.unlogged: set[str] = set()  # kinds counted by code that does not log (redis)
+        self.unlogged: set[str] = (
+            set()
+        )  # kinds counted by code that does not log (cachetools, django)
         # kind -> the keys of the puts refused so far (forbid_puts): no put reaches them.
         self.forbid: dict[str, list[str]] = {}
         # kind -> the keys seeded with strict=True (checked at the end of the test).

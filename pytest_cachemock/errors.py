@@ -16,6 +16,7 @@ __all__ = [
     "CacheError",
     "CachemockWarning",
     "FileLockTimeoutError",
+    "ForbiddenPutError",
     "ForeignTrafficWarning",
     "KeyEncodingError",
     "KeyPicklingError",
@@ -118,8 +119,15 @@ class KindConfigError(builtins.ValueError):
     resolve, a bad ini line); the message names where it was declared. A ``ValueError``."""
 
 
+class ForbiddenPutError(builtins.AssertionError):
+    """A put to a kind the test forbids puts to (``forbid_puts``, the marker's
+    ``forbid_puts=``). An AssertionError: the test is wrong, or the code is."""
+
+
 # Built-in profile -> the kinds it declares, in order (integrations/torch.py declares its kinds
 # from this list), so that naming one of them while the profile is not loaded says how to load it.
+# A name ending in "*" stands for every kind with that prefix: django declares one kind per alias
+# of settings.CACHES, which are the project's.
 _PROFILE_KINDS: dict[str, tuple[str, ...]] = {
     "torch": (
         "autotune_local",
@@ -130,7 +138,29 @@ _PROFILE_KINDS: dict[str, tuple[str, ...]] = {
         "aot_autograd",
         "dynamo_pgo",
     ),
+    "django": ("django_*",),
 }
+
+
+def _of_profile(name: str, kinds: Iterable[str]) -> bool:
+    """Whether ``name`` is one of ``kinds`` (a name, or a prefix followed by ``*``)."""
+    return any(name.startswith(kind[:-1]) if kind.endswith("*") else name == kind for kind in kinds)
+
+
+def _profile_hint(name: str, profile: str) -> str:
+    if profile == "django":
+        return (
+            f" {name!r} looks like a kind of the built-in 'django' profile, which is not "
+            f"loaded (it makes a kind django_<alias> for each alias of settings.CACHES): add "
+            f"it to the pytest configuration, cachemock_profiles = django (or pass "
+            f"--cachemock-profile=django; outside pytest, call registry.load_profile('django'))."
+        )
+    return (
+        f" {name!r} is a kind of the built-in {profile!r} profile, which is not "
+        f"loaded: import {profile} before the PatchCaches starts, or set "
+        f"cachemock_profiles = {profile} in the pytest configuration (or pass "
+        f"--cachemock-profile={profile})."
+    )
 
 
 def _unknown_kind(name: str, known: Iterable[str]) -> str:
@@ -145,13 +175,9 @@ def _unknown_kind(name: str, known: Iterable[str]) -> str:
         text += f" Did you mean {hint[0]!r}?"
     text += f" Known kinds: {', '.join(names) if names else '(none registered)'}."
     for profile, kinds in _PROFILE_KINDS.items():
-        if name in kinds and not set(kinds) & set(names):  # a kind of a profile not loaded
-            text += (
-                f" {name!r} is a kind of the built-in {profile!r} profile, which is not "
-                f"loaded: import {profile} before the PatchCaches starts, or set "
-                f"cachemock_profiles = {profile} in the pytest configuration (or pass "
-                f"--cachemock-profile={profile})."
-            )
+        # A kind of a profile none of whose kinds is known: the profile is not loaded.
+        if _of_profile(name, kinds) and not any(_of_profile(n, kinds) for n in names):
+            text += _profile_hint(name, profile)
     return text
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from ._store import Fault, KindRecord, ThreadStore, _store, current_store
 from .backends.base import Backend, bytes_value, key_error
-from .errors import UserError, ValueDecodingError, ValueEncodingError
+from .errors import ForbiddenPutError, UserError, ValueDecodingError, ValueEncodingError
 
 __all__ = [
     "Fault",
@@ -36,11 +36,6 @@ __all__ = [
     "ThreadStore",
     "current_store",
 ]
-
-
-class ForbiddenPutError(AssertionError):
-    """A put to a kind the test forbids puts to (``forbid_puts``, the marker's
-    ``forbid_puts=``). An AssertionError: the test is wrong, or the code is."""
 
 
 _factories: dict[tuple[str, object], Callable[[], MockBackend]] = {}

@@ -11,8 +11,16 @@ The client counts into the kind's record in the current store (what ``stats``,
 - ``SET``, ``SETEX``: a put; a ``SET ... NX`` that finds the key taken is a hit (as an
   ``add``), a ``SET ... XX`` that finds no key a miss; ``MSET``: one put per key; ``HSET``: one
   put per field;
+- ``DEL`` and ``UNLINK``: counted nowhere, logged (one ``delete`` per key);
 - any other command (and commands in a pipeline or a transaction) runs on the fake server,
   counted nowhere.
+
+Each counted put, hit and miss is also one entry of the test's operation log (``_oplog``),
+``(kind, op, key, outcome)`` under the command's key (the hash's key for ``HGET``/``HSET``):
+``GET``/``HGET``/``MGET`` are ``get`` -> hit/miss; ``SET``/``SETEX``/``MSET``/``HSET`` are
+``put`` -> stored (a ``SET ... XX`` that stores nothing: miss); ``SET ... NX`` is ``add`` ->
+stored or hit; ``DEL`` is ``delete`` -> hit or miss (noted: it bumps no counter). An injected
+fault or a forbidden put is logged by the mock as an ``error`` (``MockBackend._raise``).
 
 The kind's ``entries()`` read the fake server itself (key -> bytes for a string, key -> dict
 of field -> bytes for a hash), ``seed()`` writes it without counting, and ``fail()`` makes the
@@ -42,7 +50,7 @@ from ..mock import KindRecord, MockBackend, current_store
 
 __all__ = ["COUNTED", "ServerEntries", "redis_client_mocks"]
 
-_GET, _MGET, _SET, _SETEX, _MSET, _HSET = range(6)
+_GET, _MGET, _DEL, _SET, _SETEX, _MSET, _HSET = range(7)
 COUNTED: dict[str, str] = {
     "GET": "get",
     "HGET": "get",
@@ -63,6 +71,8 @@ _HOW: dict[str, int] = {
     "SETEX": _SETEX,
     "MSET": _MSET,
     "HSET": _HSET,
+    "DEL": _DEL,
+    "UNLINK": _DEL,
 }
 _OPTIONS = ("db", "decode_responses", "encoding", "encoding_errors", "protocol")
 _EXTRA = "pip install 'pytest-cachemock[redis]'"
@@ -101,7 +111,7 @@ def _client(kind: str, options: Mapping[str, Any]) -> Any:
     else:
         server = fakeredis.FakeServer()
         entries = ServerEntries(server, int(options.get("db", 0)))
-        record.use_entries(entries)
+        record.use_entries(entries, logs=True)
     client = _client_class()(server=server, **options)
     client._cachemock_init(kind, entries)
     return client
@@ -123,7 +133,8 @@ def _client_class() -> type[Any]:
     run = redis.Redis.execute_command  # fakeredis does not override it
 
     class CountingFakeRedis(fakeredis.FakeRedis):
-        """A fakeredis client that counts GET/MGET/HGET and SET/SETEX/MSET/HSET for a kind."""
+        """A fakeredis client that counts GET/MGET/HGET and SET/SETEX/MSET/HSET for a kind
+        and logs them, with DEL/UNLINK, in the test's operation log."""
 
         _cachemock_kind = ""
 
@@ -134,11 +145,8 @@ def _client_class() -> type[Any]:
             self._cachemock_local = current_store().local
 
         def _cachemock_live(self, op: str, args: tuple[Any, ...]) -> KindRecord:
-            key = args[1] if len(args) > 1 else ""
-            if isinstance(key, bytes):
-                key = key.decode("utf-8", "backslashreplace")
             try:
-                return self._cachemock_mock._live(op, str(key))
+                return self._cachemock_mock._live(op, _text(args[1]) if len(args) > 1 else "")
             except builtins.ConnectionError as exc:
                 if type(exc) is not builtins.ConnectionError:
                     raise
@@ -153,6 +161,8 @@ def _client_class() -> type[Any]:
                 how = _HOW.get(name.upper()) if isinstance(name, str) else None
                 if how is None:
                     return run(self, *args, **options)  # type: ignore[no-untyped-call]
+            if how == _DEL:
+                return self._cachemock_delete(args, options)
             try:
                 record = self._cachemock_local.ready[self._cachemock_kind]
             except (KeyError, AttributeError):
@@ -160,33 +170,74 @@ def _client_class() -> type[Any]:
             if record.entries is not self._cachemock_entries:  # after reset(), another thread
                 record.entries = self._cachemock_entries
             reply = run(self, *args, **options)  # type: ignore[no-untyped-call]
+            # One counter and one log entry per operation (the log's dropped count is worked
+            # out from the counters: _store._Box.logged).
+            kind = self._cachemock_kind
+            log = record.log
             if how == _GET:
+                key = args[1]
+                if type(key) is not str:
+                    key = _text(key)
                 if reply is None:
                     record.misses += 1
+                    log.append((kind, "get", key, "miss"))
                 else:
                     record.hits += 1
+                    log.append((kind, "get", key, "hit"))
             elif how == _MGET:
-                found = sum(value is not None for value in reply)
-                record.hits += found
-                record.misses += len(reply) - found
+                for key, value in zip(args[1:], reply):
+                    key = key if type(key) is str else _text(key)
+                    if value is None:
+                        record.misses += 1
+                        log.append((kind, "get", key, "miss"))
+                    else:
+                        record.hits += 1
+                        log.append((kind, "get", key, "hit"))
             elif how == _SET:
-                if reply is not None and reply is not False:
+                key = args[1]
+                if type(key) is not str:
+                    key = _text(key)
+                if len(args) == 3:  # no option: always stored
                     record.puts += 1
+                    log.append((kind, "put", key, "stored"))
                 else:
-                    words = {_word(a) for a in args[3:]}
-                    if "GET" in words:
-                        record.puts += 1  # SET ... GET replies the old value: stored
-                    elif "NX" in words:
+                    op, outcome = _set_outcome(args, reply)
+                    if outcome == "stored":
+                        record.puts += 1
+                    elif outcome == "hit":
                         record.hits += 1
                     else:
                         record.misses += 1
+                    log.append((kind, op, key, outcome))
             elif how == _SETEX:
                 record.puts += 1
+                log.append((kind, "put", _text(args[1]), "stored"))
             elif how == _MSET:
-                record.puts += (len(args) - 1) // 2
-            else:  # HSET
-                record.puts += (len(args) - 2) // 2
+                for key in args[1::2]:
+                    record.puts += 1
+                    log.append((kind, "put", _text(key), "stored"))
+            else:  # HSET: one put per field, under the hash's key
+                key = _text(args[1])
+                for _ in range((len(args) - 2) // 2):
+                    record.puts += 1
+                    log.append((kind, "put", key, "stored"))
             return reply
+
+        def _cachemock_delete(self, args: tuple[Any, ...], options: Any) -> Any:
+            """``DEL``/``UNLINK``: run for each key alone (its reply tells whether it was
+            there), each logged as a delete, hit or miss; counted nowhere, no fault applies."""
+            record = self._cachemock_mock._record()
+            box = record._box
+            if box is None or len(args) < 2:
+                return run(self, *args, **options)  # type: ignore[no-untyped-call]
+            total = 0
+            for key in args[1:]:
+                found = run(self, args[0], key, **options)  # type: ignore[no-untyped-call]
+                total += found
+                box.oplog.note(
+                    self._cachemock_kind, "delete", _text(key), "hit" if found else "miss"
+                )
+            return total
 
         def __repr__(self) -> str:
             return f"<fake redis client of kind {self._cachemock_kind!r} (pytest-cachemock)>"
@@ -195,6 +246,35 @@ def _client_class() -> type[Any]:
     InjectedConnectionError.__qualname__ = "InjectedConnectionError"
     _classes["client"] = CountingFakeRedis
     return CountingFakeRedis
+
+
+def _text(key: Any) -> str:
+    """A key of a command as the log and ``entries()`` show it: a str as it is, bytes decoded
+    (UTF-8, other bytes as surrogates, as ``ServerEntries`` lists keys), a number as redis-py
+    sends it."""
+    if type(key) is str:
+        return key
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key).decode("utf-8", "surrogateescape")
+    return str(key)
+
+
+def _set_outcome(args: tuple[Any, ...], reply: Any) -> tuple[str, str]:
+    """The log's ``(op, outcome)`` for a ``SET`` with options: ``add`` for ``NX``, stored or
+    (the key was there) hit; ``put`` otherwise, stored or (``XX`` on a key that was not there)
+    miss. With ``GET`` the reply is the old value (nil: the key was not there)."""
+    words = {_word(a) for a in args[3:]}
+    if "GET" in words:
+        there = reply is not None
+        if "NX" in words:
+            return ("add", "hit") if there else ("add", "stored")
+        if "XX" in words:
+            return ("put", "stored") if there else ("put", "miss")
+        return "put", "stored"
+    stored = reply is not None and reply is not False
+    if "NX" in words:
+        return ("add", "stored") if stored else ("add", "hit")
+    return ("put", "stored") if stored else ("put", "miss")
 
 
 def _word(arg: Any) -> str:

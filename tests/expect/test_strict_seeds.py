@@ -138,7 +138,7 @@ def test_a_forbidden_put_raises_at_the_put_naming_the_key(app: pytest.Pytester) 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "E       pytest_cachemock.mock.ForbiddenPutError: cachemock: put of key "
+            "E       pytest_cachemock.errors.ForbiddenPutError: cachemock: put of key "
             "'prices::A-1:v1' to kind 'prices', whose puts this test forbids "
             "(forbid_puts('prices'), or the marker's forbid_puts=); if the write is expected, "
             "drop the kind from forbid_puts",
