@@ -18,13 +18,16 @@ __all__ = [
     "FileLockTimeoutError",
     "ForbiddenPutError",
     "ForeignTrafficWarning",
+    "KeyCollisionError",
     "KeyEncodingError",
+    "KeyNoteWarning",
     "KeyPicklingError",
     "KindConfigError",
     "LockTimeoutError",
     "MemoizerWarning",
     "NotMockedWarning",
     "ReplayMissError",
+    "StaleHitError",
     "SystemError",
     "UnknownKindError",
     "UnknownKindUsageError",
@@ -235,6 +238,3 @@ class KeyCollisionError(builtins.AssertionError):
 class KeyNoteWarning(CachemockWarning):
     """What ``check_keys`` noticed that is not an error: a key that changes by itself, or
     many keys that hold one equal result (the key holds something it need not)."""
-
-
-__all__ += ["KeyCollisionError", "KeyNoteWarning", "StaleHitError"]
