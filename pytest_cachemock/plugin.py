@@ -206,7 +206,11 @@ class _Session:
             if directory is not None:
                 self.book.collected(
                     directory,
-                    [_names(node) for node in report.result if isinstance(node, pytest.Item)],
+                    [
+                        _names(node)
+                        for node in report.result
+                        if isinstance(node, pytest.Item) and _takes_snapshot(node)
+                    ],
                     [
                         (node.nodeid, _names(node))
                         for node in report.result
@@ -312,6 +316,14 @@ _UNFINISHED = (
     pytest.ExitCode.INTERNAL_ERROR,
     pytest.ExitCode.USAGE_ERROR,
 )
+
+
+def _takes_snapshot(item: pytest.Item) -> bool:
+    """Whether the closest ``cachemock`` marker that says ``snapshot=`` turns it on."""
+    for marker in item.iter_markers("cachemock"):
+        if "snapshot" in marker.kwargs:
+            return bool(marker.kwargs["snapshot"])
+    return False
 
 
 def _names(node: pytest.Item | pytest.Collector) -> list[str]:

@@ -378,6 +378,26 @@ def test_a_renamed_test_leaves_its_old_file_unused(app: pytest.Pytester) -> None
     )
 
 
+def test_a_test_that_no_longer_takes_a_snapshot_leaves_its_file_unused(
+    app: pytest.Pytester,
+) -> None:
+    _recorded(app)
+    plain = TWO_TESTS.replace(
+        "@pytest.mark.cachemock(snapshot=True)\ndef test_two", "def test_two"
+    ).replace("class TestK:", "@pytest.mark.cachemock(snapshot=False)\nclass TestK:")
+    # test_three's own marker is closer than TestK's: it still takes its snapshot.
+    result = _run(app, "-k", "not one", test_prices=plain)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "1 snapshot file that no collected test maps to *",
+            "  __cachemock__/test_prices/test_two.txt",
+        ]
+    )
+    assert "test_one.txt" not in result.stdout.str()  # deselected, still takes its snapshot
+    assert "TestK" not in result.stdout.str()
+
+
 @pytest.mark.parametrize(
     "args",
     [
