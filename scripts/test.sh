@@ -10,7 +10,9 @@ if [ "$#" -gt 0 ]; then
 fi
 rm -f .coverage .coverage.*
 status=0
-.venv/bin/python -m coverage run -m pytest -q || status=$?
+# Two workers (pytest-xdist): the machines have 2 cores. coverage measures them as it does
+# any Python child process.
+.venv/bin/python -m coverage run -m pytest -q -n 2 || status=$?
 # One data file per measured process (pyproject.toml: patch = subprocess): add them up.
 .venv/bin/python -m coverage combine -q
 report=0
