@@ -43,6 +43,7 @@ from .errors import KeyCollisionError, KeyNoteWarning, StaleHitError
 __all__ = [
     "MEMO_ATTR",
     "ORIGINAL_ATTR",
+    "dressed",
     "KeyCheck",
     "KeyCollisionError",
     "KeyNoteWarning",
@@ -589,6 +590,15 @@ class _Bound:
 
 _bound: dict[int, _Bound] = {}
 _bound_lock = threading.Lock()
+
+
+def dressed(call: Callable[..., Any], fn: Any) -> Callable[..., Any]:
+    """``call``, the stand-in of the cached function ``fn``, made to look like it (name,
+    docs, ``__wrapped__``: the function uncached) and to say which function it stands for."""
+    functools.update_wrapper(call, fn)
+    call.__wrapped__ = fn.__wrapped__  # type: ignore[attr-defined]
+    setattr(call, ORIGINAL_ATTR, fn)
+    return call
 
 
 def original(fn: Any) -> Any:

@@ -18,7 +18,6 @@ This module imports cachetools only when the profile is loaded.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import threading
@@ -332,10 +331,7 @@ def _stand_in(fn: Any, kind: str, where: str, method: bool = False) -> Any:
             )
         return result
 
-    functools.update_wrapper(call, fn)
-    call.__wrapped__ = real  # type: ignore[attr-defined]  # as on fn: the function uncached
-    setattr(call, _verify.ORIGINAL_ATTR, fn)
-    return call
+    return _verify.dressed(call, fn)
 
 
 class CacheTarget(Target):

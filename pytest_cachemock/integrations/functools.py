@@ -12,7 +12,6 @@ reads ``cache_info()`` before and after (see ``_stand_in`` for why that is exact
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Any
 
@@ -134,10 +133,7 @@ def _stand_in(fn: Any, kind: str, where: str) -> Any:
             )
         return result
 
-    functools.update_wrapper(call, fn)
-    call.__wrapped__ = real  # type: ignore[attr-defined]  # as on fn: the function uncached
-    setattr(call, _verify.ORIGINAL_ATTR, fn)
-    return call
+    return _verify.dressed(call, fn)
 
 
 class LruTarget(Target):
