@@ -6,10 +6,14 @@ Two hit paths, each measured both ways in one run, inside a running ``PatchCache
 call is a hit in the mock store):
 
 - **memoized call**: ``quote(sku, qty)`` of a ``Memoizer`` kind, all 100 argument pairs stored;
-- **RemoteCache.get**: ``pages.get(key)`` of a ``RemoteCache`` kind, all 100 keys stored.
+- **RemoteCache.get**: ``pages.get(key)`` of a ``RemoteCache`` kind, all 100 keys stored;
+- **cachetools @cached**: a ``@cached`` function of the ``cachetools`` profile, all 100 keys
+  stored (its counting cache's ``_verifying`` checks; an ``lru_cache`` function has none: its
+  stand-in is there only while a test verifies it).
 
 "Without the check" is the package's own code with the verify statements taken out: the
-source of ``RemoteCache.get`` and of ``_flight.make_sync``/``slow_sync`` is read, every ``if``
+source of ``RemoteCache.get``, of ``_flight.make_sync``/``slow_sync`` and of the
+cachetools profile's ``_counting_class`` is read, every ``if``
 whose test reads ``_verifying`` (the flag the hit paths test) is removed from the syntax tree,
 and the rest is compiled in the module's namespace. So the two sides differ by exactly those
 checks, whatever else changes later. Sides alternate in rounds of batches; the ratio is of
@@ -128,27 +132,96 @@ def _sides() -> tuple[dict[str, Callable[[], None]], Any]:
     }, patch
 
 
+_CACHETOOLS_MODULE = """
+import cachetools
+
+@cachetools.cached(cachetools.LRUCache(maxsize=1000))
+def bench_rate(key):
+    return {"key": key}
+
+@cachetools.cached(cachetools.LRUCache(maxsize=1000))
+def bench_rate_plain(key):
+    return {"key": key}
+"""
+
+
+def _cachetools_sides() -> tuple[dict[str, Callable[[], None]], Any]:
+    """A cachetools ``@cached`` hit under the cachetools profile, with the counting cache's
+    verify checks and without them (its class made by ``_counting_class`` compiled anew
+    without them); both count into one kind. Empty when cachetools is not installed."""
+    try:
+        import cachetools
+    except ImportError:
+        print("cachetools is not installed: no @cached column")
+        return {}, None
+    import types
+
+    import pytest_cachemock.integrations.cachetools as ct
+    from pytest_cachemock import PatchCaches
+    from pytest_cachemock.kinds import Registry
+
+    module = types.ModuleType("bench_verify_rates")
+    sys.modules[module.__name__] = module
+    exec(_CACHETOOLS_MODULE, vars(module))
+    registry = Registry()
+    registry.load_profile("cachetools", entries=[f"{module.__name__}:bench_rate"])
+    patch = PatchCaches(registry=registry).start()
+    keys = [f"rate-{i}" for i in range(KEYS)]
+    plain_class, scope = _without_verify(ct._counting_class, vars(ct))
+    scope["_classes"] = {}  # its own classes, not the package's
+    plain_cache = module.bench_rate_plain.cache
+    plain_cache._cachemock_kind = "bench_rate"
+    plain_cache.__class__ = plain_class(cachetools.LRUCache)
+    with_check, without_check = module.bench_rate, module.bench_rate_plain
+    for k in keys:
+        with_check(k)
+        without_check(k)
+    before = patch.stats()["bench_rate"].hits
+    calls = keys * 10
+
+    def cached_with() -> None:
+        for k in calls:
+            with_check(k)
+
+    def cached_without() -> None:
+        for k in calls:
+            without_check(k)
+
+    cached_with()
+    cached_without()
+    assert patch.stats()["bench_rate"].hits == before + 2 * len(calls)  # every call a hit
+    return {
+        "cachetools @cached hit, with the check": cached_with,
+        "cachetools @cached hit, without": cached_without,
+    }, patch
+
+
 def run(rounds: int) -> dict[str, float]:
-    """Median ns per hit of each side, sides alternating within every round."""
+    """Median ns per hit of each side, sides alternating within every round; each group of
+    sides under its own PatchCaches, one group after the other."""
     import gc
 
-    sides, patch = _sides()
-    samples: dict[str, list[float]] = {name: [] for name in sides}
-    gc.collect()
-    gc.disable()
-    try:
-        for r in range(rounds):
-            order = list(sides.items())
-            if r % 2:
-                order.reverse()  # neither side always runs first
-            for name, batch in order:
-                t0 = time.perf_counter_ns()
-                batch()
-                samples[name].append((time.perf_counter_ns() - t0) / (KEYS * 10))
-    finally:
-        gc.enable()
-        patch.stop()
-    return {name: statistics.median(values) for name, values in samples.items()}
+    results: dict[str, float] = {}
+    for make in (_sides, _cachetools_sides):
+        sides, patch = make()
+        samples: dict[str, list[float]] = {name: [] for name in sides}
+        gc.collect()
+        gc.disable()
+        try:
+            for r in range(rounds):
+                order = list(sides.items())
+                if r % 2:
+                    order.reverse()  # neither side always runs first
+                for name, batch in order:
+                    t0 = time.perf_counter_ns()
+                    batch()
+                    samples[name].append((time.perf_counter_ns() - t0) / (KEYS * 10))
+        finally:
+            gc.enable()
+            if patch is not None:
+                patch.stop()
+        results.update((name, statistics.median(values)) for name, values in samples.items())
+    return results
 
 
 def main() -> None:
@@ -160,7 +233,7 @@ def main() -> None:
     for name, ns in results.items():
         print(f"  {name:<38} {ns:9.1f}")
     names = list(results)
-    for with_check, without in (names[0:2], names[2:4]):
+    for with_check, without in zip(names[0::2], names[1::2]):
         ratio = results[with_check] / results[without]
         what = with_check.rsplit(",", 1)[0]
         print(f"  {what}: with / without = {ratio:.3f}  (budget <= 1.05)")
