@@ -44,6 +44,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_SOCKET_PATH_MAX = 100  # bytes; the kernel's limit is 107 (sun_path of 108, with the NUL)
+
+
+def _short_tmp() -> str:
+    """A writable directory with a short path for a socket: /tmp, else the temp dir."""
+    return "/tmp" if os.access("/tmp", os.W_OK) else tempfile.gettempdir()
+
+
 class RedisServer:
     """One ``redis-server`` process of a test run: ``start()``, ``stop()``, ``restart()``
     (same port and socket), ``pause()``/``resume()`` (SIGSTOP/SIGCONT: a server that accepts
@@ -58,6 +66,12 @@ class RedisServer:
         self._own_dir = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="cachemock-redis-")
         self.socket_path = os.path.join(self.directory, "redis.sock")
+        # A Unix socket's path holds at most 107 bytes: in a deep temporary directory (a
+        # pytest-xdist worker's tmp_path as TMPDIR) the socket goes to a short one of its own.
+        self._socket_dir: str | None = None
+        if len(os.fsencode(self.socket_path)) > _SOCKET_PATH_MAX:
+            self._socket_dir = tempfile.mkdtemp(prefix="cmr-", dir=_short_tmp())
+            self.socket_path = os.path.join(self._socket_dir, "redis.sock")
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -175,6 +189,8 @@ class RedisServer:
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     def __enter__(self) -> RedisServer:
         return self.start()

@@ -8,6 +8,8 @@ The servers are real ``redis-server`` processes started by the tests
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 import warnings
@@ -97,6 +99,24 @@ def test_a_unix_socket_url_works(shared: RedisServer) -> None:
     backend = RedisBackend(shared.unix_url)
     backend.put("k", b"over the socket")
     assert RedisBackend(shared.url).get("k") == b"over the socket"
+
+
+def test_a_server_in_a_deep_directory_keeps_its_socket_short(tmp_path: Any) -> None:
+    # A pytest-xdist worker's tmp_path as TMPDIR made a socket path past the kernel's 107
+    # bytes, and redis-server would not start ("unix socket path too long").
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    if shutil.which("redis-server") is None and not os.environ.get("CI"):
+        pytest.skip("redis-server is not installed")  # pragma: no cover - CI has one
+    server = RedisServer(directory=str(deep)).start()
+    try:
+        assert len(server.socket_path) <= 100
+        assert RedisBackend(server.unix_url).add("k", b"v")
+        assert RedisBackend(server.url).get("k") == b"v"
+        socket_dir = server.socket_path.rsplit("/", 1)[0]
+    finally:
+        server.close()
+    assert not os.path.exists(socket_dir)  # its short directory goes with it
 
 
 # -- keys, prefixes, TTL, add ---------------------------------------------------------------
