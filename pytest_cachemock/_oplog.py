@@ -86,16 +86,19 @@ class OpLog:
         self.extra = 0
 
 
-def render(log: CacheLog, limit: int = REPORT_LINES) -> list[str]:
-    """The report section's lines for ``log``: its newest ``limit`` operations."""
+def render(log: CacheLog, limit: int = REPORT_LINES, counted_only: Iterable[str] = ()) -> list[str]:
+    """The report section's lines for ``log``: its newest ``limit`` operations, and which of
+    the kinds the test used are ``counted_only`` (counted, never logged)."""
     total = len(log) + log.dropped
+    only = ", ".join(sorted(counted_only))
+    note = f"; {only}: counted, not logged" if only else ""
     if not total:
-        return ["Cache operations: (none)"]
+        return [f"Cache operations: (none{note})"]
     shown = log[-limit:] if limit else log[:0]
     head = f"Cache operations ({total}"
     if len(shown) < total:
         head += f", the last {len(shown)} shown"
-    lines = [head + "):"]
+    lines = [head + note + "):"]
     width = max((len(op.kind) for op in shown), default=0)
     lines += [f"  {op.kind.ljust(width)}  {op.op} {op.key!r} -> {op.outcome}" for op in shown]
     return lines

@@ -221,6 +221,19 @@ def render(log: CacheLog, normaliser: Normaliser, sort: bool = False) -> list[st
     return sorted(lines) if sort else lines
 
 
+def counted(stats: Mapping[str, Any], kinds: Iterable[str]) -> list[str]:
+    """One line per kind of ``kinds`` (counted, never logged: an ``lru_cache`` function) that
+    the test used: ``vat_rate counted puts=1 hits=1 misses=1``, after the operations."""
+    lines = []
+    for kind in sorted(kinds):
+        found = stats.get(kind)
+        if found is not None and (found.puts or found.hits or found.misses):
+            lines.append(
+                f"{kind} counted puts={found.puts} hits={found.hits} misses={found.misses}"
+            )
+    return lines
+
+
 def cut(log: CacheLog) -> str | None:
     """Why ``log`` cannot be a snapshot (its bound let operations go), or None."""
     if not log.dropped:

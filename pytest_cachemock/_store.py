@@ -230,6 +230,16 @@ class _Box:
             self.forbid.setdefault(kind, [])
             self.unready(kind)
 
+    def counted_only(self) -> set[str]:
+        """The kinds whose counts come from code that logs no operation: polled sources
+        (functools' ``cache_info()``) and the kinds in ``unlogged``."""
+        with self.lock:
+            kinds = set(self.unlogged)
+            polled = list(self.polled)
+        for source in polled:
+            kinds.update(source.counts())
+        return kinds
+
     def logged(self) -> int:
         """How many operations were logged in this process since the box opened or reset:
         the puts, hits and misses of its records (what the mock logs, one each) plus

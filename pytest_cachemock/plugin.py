@@ -181,6 +181,8 @@ class _Session:
             lines = _snapshot.render(log, normaliser, sort)
         except TypeError as exc:  # the hook returned something else than a str or None
             pytest.fail(f"cachemock: {exc}", pytrace=False)
+        if box is not None:  # kinds that log nothing (an lru_cache function): their counts
+            lines += _snapshot.counted(patch.stats(), box.counted_only())
         path = _snapshot.snapshot_dir(item.path) / _snapshot.file_name(_names(item))
         result = _snapshot.check(
             path,
@@ -237,7 +239,10 @@ class _Session:
         if patch is not None:
             if report.when == "call":  # its own failure says it: no second one at teardown
                 self.failed_calls.add(report.nodeid)
-            text = patch.report() + "\n" + "\n".join(_render_log(patch.log()))
+            box = patch._box
+            only = _used(patch, box.counted_only()) if box is not None else []
+            log_lines = _render_log(patch.log(), counted_only=only)
+            text = patch.report() + "\n" + "\n".join(log_lines)
             mismatch = _last_mismatch()
             if mismatch is not None:
                 text = "\n".join(_explain_mismatch(*mismatch)) + "\n" + text
@@ -316,6 +321,12 @@ _UNFINISHED = (
     pytest.ExitCode.INTERNAL_ERROR,
     pytest.ExitCode.USAGE_ERROR,
 )
+
+
+def _used(patch: PatchCaches, kinds: set[str]) -> list[str]:
+    """The kinds of ``kinds`` that the test counted anything for."""
+    stats = patch.stats()
+    return [k for k in kinds if k in stats and (stats[k].puts or stats[k].hits or stats[k].misses)]
 
 
 def _takes_snapshot(item: pytest.Item) -> bool:

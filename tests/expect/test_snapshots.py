@@ -909,3 +909,52 @@ def test_errors_md_lists_the_snapshot_messages() -> None:
     ]
     missing = [m for m in messages if flat(m) not in page]
     assert not missing
+
+
+# -- kinds that are counted, not logged -----------------------------------------------------------
+
+RATES = """
+import functools
+
+LOOKUPS = []
+
+@functools.lru_cache(maxsize=None)
+def vat(country):
+    LOOKUPS.append(country)
+    return {"DE": 19, "FR": 20}[country]
+"""
+RATES_TEST = """
+import pytest
+from rates import vat
+
+@pytest.mark.cachemock(snapshot=True)
+def test_rates():
+    vat("DE")
+    vat("DE")
+"""
+
+
+def test_an_lru_cache_kind_is_in_the_snapshot_as_its_counts(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(rates=RATES)
+    pytester.makeini(
+        "[pytest]\npythonpath = .\n"
+        "cachemock_profiles = functools\ncachemock_functools = rates:vat\n"
+    )
+    _run(pytester, test_rates=RATES_TEST).assert_outcomes(passed=1)
+    assert _snap(pytester, "test_rates.txt", "test_rates").read_text() == (
+        "# cachemock snapshot of test_rates.py::test_rates\nvat counted puts=1 hits=1 misses=1\n"
+    )
+    result = _run(
+        pytester,
+        test_rates=RATES_TEST.replace('vat("DE")\n    vat("DE")', 'vat("DE")\n    vat("FR")'),
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "cachemock: the cache traffic of this test differs from its snapshot *",
+            "-vat counted puts=1 hits=1 misses=1",
+            "+vat counted puts=2 hits=0 misses=2",
+            # The report section says why no operation of the kind is shown.
+            "Cache operations: (none; vat: counted, not logged)",
+        ]
+    )
