@@ -67,6 +67,12 @@ def _cachetools() -> Any:
     return cachetools
 
 
+def _text(key: object) -> str:
+    """A key as the operation log shows it: a str as it is, anything else (a cachetools
+    ``hashkey`` tuple) as its repr."""
+    return key if type(key) is str else repr(key)
+
+
 def _fault(record: KindRecord, op: str, key: object) -> None:
     """Raise the fault armed on the kind for ``op``, counting it as an error."""
     fault = record.fault
@@ -76,6 +82,8 @@ def _fault(record: KindRecord, op: str, key: object) -> None:
     if fault is None:
         return
     record.errors += 1
+    if record._box is not None:
+        record._box.oplog.note(record.kind, op, _text(key), "error")
     exc = fault.exc
     if isinstance(exc, type):
         exc = exc(f"cachemock: injected failure on {op} of kind {record.kind!r}, key {key!r}")
@@ -102,12 +110,14 @@ def _counting_class(base: type[Any]) -> type[Any]:
             value = base.__getitem__(self, key)
         except KeyError:
             record.misses += 1
+            record.log.append((record.kind, "get", _text(key), "miss"))
             if _verifying:
                 _looked(self, False, key)
             raise
         finally:
             _quiet.on = False
         record.hits += 1
+        record.log.append((record.kind, "get", _text(key), "hit"))
         if _verifying:
             _looked(self, True, key)
         return value
@@ -126,6 +136,7 @@ def _counting_class(base: type[Any]) -> type[Any]:
         finally:
             _quiet.on = False
         record.puts += 1
+        record.log.append((record.kind, "put", _text(key), "stored"))
 
     def get(self: Any, key: Any, default: Any = None) -> Any:
         # cachetools' get asks ``key in self`` first: a miss never reaches __getitem__.
@@ -145,6 +156,7 @@ def _counting_class(base: type[Any]) -> type[Any]:
             record.hits += 1
         else:
             record.misses += 1
+        record.log.append((record.kind, "get", _text(key), "hit" if present else "miss"))
         if _verifying:
             _looked(self, present, key)
         return value
@@ -166,8 +178,10 @@ def _counting_class(base: type[Any]) -> type[Any]:
             _quiet.on = False
         if present:
             record.hits += 1
+            record.log.append((record.kind, "get", _text(key), "hit"))
         else:
             record.puts += 1
+            record.log.append((record.kind, "put", _text(key), "stored"))
         return value
 
     def pop(self: Any, *args: Any) -> Any:  # removing is neither a lookup nor a store
@@ -371,7 +385,8 @@ class CacheTarget(Target):
     def install(self, kind: str) -> Undo:
         cache = self.obj
         undo = _swap(cache, kind, self.where)
-        current_store().record(kind).use_entries(_View(lambda: [cache]))
+        # Each counted lookup and store is logged (one operation each), as a mock's are.
+        current_store().record(kind).use_entries(_View(lambda: [cache]), logs=True)
         return undo
 
     def spot(self) -> tuple[Any, str] | None:
@@ -440,7 +455,7 @@ class MethodTarget(Target):
             options["condition"] = method.cache_condition
         replaced = cachetools.cachedmethod(per_test, **options)(method.__wrapped__)
         current_store().record(kind).use_entries(
-            _View(lambda: [cache for _, cache in list(caches.values())])
+            _View(lambda: [cache for _, cache in list(caches.values())]), logs=True
         )
         written = _set(self.obj, self.attr, replaced)
         self.installed = replaced
