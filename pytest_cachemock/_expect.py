@@ -153,7 +153,13 @@ def log_of(box: _Box, kind: str | None = None, since: int = 0) -> CacheLog:
     wanted = max(0, box.logged() - since)  # what happened after the first ``since``
     dropped = max(0, wanted - len(raw))
     raw = raw[len(raw) - wanted :] if wanted < len(raw) else raw
-    ops = [CacheOp(*entry) for entry in raw if kind is None or entry[0] == kind]
+    # A key that is not a str (a cachetools hashkey tuple, logged as it is: a repr per
+    # operation would cost more than the rest of the append) is shown as its repr.
+    ops = [
+        CacheOp(k, op, key if type(key) is str else repr(key), outcome)
+        for k, op, key, outcome in raw
+        if kind is None or k == kind
+    ]
     return CacheLog(ops, dropped, oplog.size)
 
 
