@@ -221,17 +221,23 @@ def render(log: CacheLog, normaliser: Normaliser, sort: bool = False) -> list[st
     return sorted(lines) if sort else lines
 
 
+def used(stats: Mapping[str, Any], kinds: Iterable[str]) -> list[str]:
+    """The kinds of ``kinds`` that counted a put, hit or miss in ``stats``, sorted."""
+    return sorted(
+        kind
+        for kind in kinds
+        if (found := stats.get(kind)) is not None and (found.puts or found.hits or found.misses)
+    )
+
+
 def counted(stats: Mapping[str, Any], kinds: Iterable[str]) -> list[str]:
     """One line per kind of ``kinds`` (counted, never logged: an ``lru_cache`` function) that
     the test used: ``vat_rate counted puts=1 hits=1 misses=1``, after the operations."""
-    lines = []
-    for kind in sorted(kinds):
-        found = stats.get(kind)
-        if found is not None and (found.puts or found.hits or found.misses):
-            lines.append(
-                f"{kind} counted puts={found.puts} hits={found.hits} misses={found.misses}"
-            )
-    return lines
+    return [
+        f"{kind} counted puts={stats[kind].puts} hits={stats[kind].hits} "
+        f"misses={stats[kind].misses}"
+        for kind in used(stats, kinds)
+    ]
 
 
 def cut(log: CacheLog) -> str | None:

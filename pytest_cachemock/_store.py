@@ -178,9 +178,8 @@ class _Box:
         # Counts kept by another library (an lru_cache's cache_info), read with the sums.
         self.polled: list[Polled] = []
         self.oplog = OpLog()
-        self.unlogged: set[str] = (
-            set()
-        )  # kinds counted by code that does not log (cachetools, django)
+        # Kinds counted by code that logs no operation (the django profile's).
+        self.unlogged: set[str] = set()
         # kind -> the keys of the puts refused so far (forbid_puts): no put reaches them.
         self.forbid: dict[str, list[str]] = {}
         # kind -> the keys seeded with strict=True (checked at the end of the test).

@@ -240,7 +240,7 @@ class _Session:
             if report.when == "call":  # its own failure says it: no second one at teardown
                 self.failed_calls.add(report.nodeid)
             box = patch._box
-            only = _used(patch, box.counted_only()) if box is not None else []
+            only = _snapshot.used(patch.stats(), box.counted_only()) if box is not None else []
             log_lines = _render_log(patch.log(), counted_only=only)
             text = patch.report() + "\n" + "\n".join(log_lines)
             mismatch = _last_mismatch()
@@ -321,12 +321,6 @@ _UNFINISHED = (
     pytest.ExitCode.INTERNAL_ERROR,
     pytest.ExitCode.USAGE_ERROR,
 )
-
-
-def _used(patch: PatchCaches, kinds: set[str]) -> list[str]:
-    """The kinds of ``kinds`` that the test counted anything for."""
-    stats = patch.stats()
-    return [k for k in kinds if k in stats and (stats[k].puts or stats[k].hits or stats[k].misses)]
 
 
 def _takes_snapshot(item: pytest.Item) -> bool:
